@@ -1,0 +1,173 @@
+"""create_app(): routers, templates, static files, error handlers, locale."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from siyu import DOMAINS, __version__, _has_module
+from siyu.config import Settings, get_settings
+from siyu.core import i18n
+from siyu.core.errors import AppError
+from siyu.core.events import load_handlers
+from siyu.core.templating import render
+from siyu.core.web import wants_html
+from siyu.db import configure, import_all_models
+
+log = logging.getLogger("siyu")
+
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
+LANG_COOKIE = "siyu_lang"
+
+OPENAPI_TAGS = [{"name": d} for d in ("health", *DOMAINS)]
+
+
+class LocaleMiddleware:
+    """Pages: the language cookie, then Accept-Language; the API: Accept-Language. zh-CN by default."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        locale = None
+        if not scope.get("path", "").startswith("/api/"):
+            for part in headers.get("cookie", "").split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == LANG_COOKIE:
+                    locale = i18n.normalise(value)
+        locale = locale or i18n.from_accept_language(headers.get("accept-language")) or i18n.DEFAULT_LOCALE
+        token = i18n.set_locale(locale)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            i18n._current.reset(token)
+
+
+def _validation_details(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    fields: dict[str, str] = {}
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        key = ".".join(loc) or "body"
+        fields.setdefault(key, str(err.get("msg", "invalid"))[:300])
+    return {"fields": fields}
+
+
+def _error_response(request: Request, status: int, payload: dict[str, Any]) -> Response:
+    if wants_html(request) and request.method in ("GET", "HEAD"):
+        return render(request, "error.html", {"status": status, "error": payload["error"]}, status_code=status)
+    return JSONResponse(payload, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    from siyu.merchants.deps import LoginRequired
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.url.path.startswith("/console") and request.method in ("GET", "HEAD"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/console/login?next={quote(target)}", status_code=303)
+        return JSONResponse(exc.to_dict(), status_code=401)
+
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        return _error_response(request, exc.status_code, exc.to_dict())
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            err = AppError("The request body is not valid JSON.", code="invalid_json", status_code=400)
+            return JSONResponse(err.to_dict(), status_code=400)
+        err = AppError("Some fields are not valid.", code="validation_error", status_code=422,
+                       details=_validation_details(errors))
+        return _error_response(request, 422, err.to_dict())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: ("not_found", "Not found."), 405: ("method_not_allowed", "This method is not allowed here."),
+                 413: ("payload_too_large", "The upload is too large.")}
+        code, message = codes.get(exc.status_code, ("http_error", str(exc.detail)))
+        err = AppError(message, code=code, status_code=exc.status_code)
+        return _error_response(request, exc.status_code, err.to_dict())
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
+        log.info("integrity error answered as 409: %s", exc.orig)
+        err = AppError("This conflicts with existing data; reload and try again.", code="conflict", status_code=409)
+        return _error_response(request, 409, err.to_dict())
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> Response:
+        err = AppError("A value is out of range.", code="value_out_of_range", status_code=400)
+        return _error_response(request, 400, err.to_dict())
+
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError) -> Response:
+        log.exception("database unavailable")
+        err = AppError("The service is busy; try again in a moment.", code="unavailable", status_code=503)
+        return _error_response(request, 503, err.to_dict())
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        err = AppError("Something went wrong on our side.", code="internal_error", status_code=500)
+        return JSONResponse(err.to_dict(), status_code=500)
+
+
+def _include_domain_routers(app: FastAPI) -> None:
+    for domain in DOMAINS:
+        for module in ("api", "views"):
+            name = f"siyu.{domain}.{module}"
+            if _has_module(name):
+                router = getattr(importlib.import_module(name), "router", None)
+                if router is not None:
+                    app.include_router(router)
+
+
+def create_app(settings: Settings | None = None, *, configure_database: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    if configure_database:
+        configure(settings.database_url)
+    import_all_models()
+    load_handlers()
+
+    app = FastAPI(title="siyu", version=__version__, openapi_tags=OPENAPI_TAGS,
+                  description="siyu (私域): the self-hosted social-retail platform. Money is integer cents.")
+    app.add_middleware(LocaleMiddleware)
+    _install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/lang/{locale}", include_in_schema=False)
+    def switch_language(locale: str, request: Request) -> Response:
+        chosen = i18n.normalise(locale) or i18n.DEFAULT_LOCALE
+        back = request.headers.get("referer") or "/console/"
+        if "://" in back:
+            back = "/" + back.split("://", 1)[1].split("/", 1)[-1]
+        response = RedirectResponse(back, status_code=303)
+        response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
+        return response
+
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    app.mount("/media", StaticFiles(directory=str(settings.media_dir)), name="media")
+    _include_domain_routers(app)
+    return app

@@ -1,0 +1,42 @@
+"""Settings, read from `SIYU_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIYU_", extra="ignore")
+
+    database_url: str = "sqlite:///./siyu.db"
+    secret_key: str = "change-me-in-production"
+    # Enables POST /api/v1/shop/{m}/auth/dev-login; the demo and the tests set it.
+    dev_login: bool = False
+    media_dir: Path = Path("./media")
+    media_max_bytes: int = 5 * 1024 * 1024
+    redis_url: str | None = None
+    huey_path: Path = Path("./siyu-huey.db")
+    # "inline": event handlers run in the process right after the commit; "huey": in the worker.
+    events_mode: str = "inline"
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    default_locale: str = "zh_CN"
+    timezone: str = "Asia/Shanghai"
+    session_days: int = 14
+    token_days: int = 30
+    # argon2 cost; tests lower it so that creating staff stays fast.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    # Secure cookies need HTTPS; set to 1 behind TLS.
+    secure_cookies: bool = False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()

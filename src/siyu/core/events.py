@@ -1,0 +1,178 @@
+"""Events through a transactional outbox.
+
+`emit(session, name, payload)` writes an `outbox_events` row in the caller's transaction.
+Handlers registered with `@handles(name)` run only after that transaction commits: inline, in
+this process, by default; in the huey worker when `SIYU_EVENTS_MODE=huey`. Every handler runs
+at most once per event (a unique `event_handler_runs` row, written in the handler's own
+transaction), so replays and races are harmless. Events whose handlers failed stay pending and
+are retried by `tick`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib
+import importlib.util
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from siyu.core import clock
+from siyu.core.models import EventHandlerRun, OutboxEvent
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "siyu_pending_events"
+MAX_ATTEMPTS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    id: int
+    name: str
+    merchant_id: int
+    payload: dict[str, Any]
+
+
+Handler = Callable[[Session, Event], None]
+_handlers: dict[str, list[tuple[str, Handler]]] = defaultdict(list)
+
+
+def handles(name: str) -> Callable[[Handler], Handler]:
+    """Register a reaction to an event. The handler gets its own session and transaction."""
+
+    def register(fn: Handler) -> Handler:
+        key = f"{fn.__module__}.{fn.__qualname__}"
+        if all(k != key for k, _ in _handlers[name]):
+            _handlers[name].append((key, fn))
+        return fn
+
+    return register
+
+
+def handlers_for(name: str) -> list[tuple[str, Handler]]:
+    return list(_handlers.get(name, ()))
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def emit(session: Session, name: str, payload: Any, *, merchant_id: int) -> OutboxEvent:
+    """Write the event in the caller's transaction; its handlers run after the commit."""
+    row = OutboxEvent(merchant_id=merchant_id, name=name, payload=_jsonable(payload))
+    session.add(row)
+    session.flush()
+    session.info.setdefault(PENDING_KEY, []).append(row.id)
+    return row
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    ids = session.info.pop(PENDING_KEY, None)
+    if ids:
+        schedule(ids)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)
+
+
+def schedule(event_ids: list[int]) -> None:
+    from siyu.config import get_settings
+
+    if get_settings().events_mode == "huey":
+        from siyu.tasks import dispatch_event_task
+
+        for event_id in event_ids:
+            dispatch_event_task(event_id)
+        return
+    for event_id in event_ids:
+        dispatch(event_id)
+
+
+def dispatch(event_id: int) -> bool:
+    """Run every handler of one event that has not run yet. True when all have run."""
+    from siyu.db import get_database
+
+    database = get_database()
+    with database.scope() as session:
+        row = session.get(OutboxEvent, event_id)
+        if row is None or row.processed_at is not None:
+            return True
+        ev = Event(id=row.id, name=row.name, merchant_id=row.merchant_id, payload=dict(row.payload))
+    errors = []
+    for key, fn in handlers_for(ev.name):
+        try:
+            _run_handler(database, ev, key, fn)
+        except Exception as exc:  # a failing handler must not stop the others; retried by tick
+            log.exception("event handler %s failed on event %s", key, ev.id)
+            errors.append(f"{key}: {exc!r}"[:500])
+    with database.scope() as session:
+        row = session.get(OutboxEvent, event_id, with_for_update=True)
+        if row is None:
+            return not errors
+        row.attempts += 1
+        if errors:
+            row.last_error = "\n".join(errors)[:2000]
+        else:
+            row.processed_at = clock.now()
+            row.last_error = None
+    return not errors
+
+
+def _run_handler(database: Any, ev: Event, key: str, fn: Handler) -> None:
+    with database.scope() as session:
+        try:
+            with session.begin_nested():
+                session.add(EventHandlerRun(merchant_id=ev.merchant_id, event_id=ev.id, handler=key))
+        except IntegrityError:
+            return  # already ran (or running and now committed elsewhere)
+        fn(session, ev)
+
+
+def tick(session: Session, now: dt.datetime) -> int:
+    """Retry events whose handlers have not all run (a crash, a failing handler). Returns the
+    number dispatched. Safe to run twice at once: handler runs are unique per event."""
+    cutoff = now - dt.timedelta(seconds=30)
+    ids = list(
+        session.scalars(
+            select(OutboxEvent.id)
+            .where(
+                OutboxEvent.processed_at.is_(None),
+                OutboxEvent.created_at <= cutoff,
+                OutboxEvent.attempts < MAX_ATTEMPTS,
+            )
+            .order_by(OutboxEvent.id)
+            .limit(500)
+        )
+    )
+    for event_id in ids:
+        dispatch(event_id)
+    return len(ids)
+
+
+def load_handlers() -> None:
+    """Import every domain's handlers module so their @handles registrations exist."""
+    from siyu import DOMAINS, _has_module
+
+    for domain in DOMAINS:
+        name = f"siyu.{domain}.handlers"
+        if _has_module(name):
+            importlib.import_module(name)

@@ -1,0 +1,1 @@
+"""Keyword-default factories, one module per domain (DESIGN.md: tests/factories/<domain>.py)."""
