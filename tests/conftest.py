@@ -37,14 +37,26 @@ def ensure_pg_database(url: str) -> None:
     admin.dispose()
 
 
+def pg_url_named(name: str = "test") -> str:
+    """SIYU_TEST_PG_URL itself for "test"; for another name, a sibling database `<db>_<name>` on the same
+    server, so tests that need their own database never drop the shared one."""
+    from sqlalchemy.engine import make_url
+
+    if name == "test":
+        return PG_URL  # type: ignore[return-value]
+    target = make_url(PG_URL)
+    return target.set(database=f"{target.database}_{name}").render_as_string(hide_password=False)
+
+
 def fresh_database(backend: str, name: str = "test") -> Database:
     """A database with the current schema and no rows."""
     import_all_models()
     if backend == "sqlite":
         database = Database(f"sqlite:///{_tmp}/{name}.db")
     else:
-        ensure_pg_database(PG_URL)  # type: ignore[arg-type]
-        database = Database(PG_URL)  # type: ignore[arg-type]
+        url = pg_url_named(name)
+        ensure_pg_database(url)
+        database = Database(url)
     Base.metadata.drop_all(database.engine)
     Base.metadata.create_all(database.engine)
     return database

@@ -9,6 +9,8 @@ DOMAINS = (
     "ledger",
     "catalog",
     "customers",
+    "payments",
+    "orders",
     "analytics",
 )
 

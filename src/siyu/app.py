@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -24,7 +25,7 @@ from siyu.core.errors import AppError
 from siyu.core.events import load_handlers
 from siyu.core.templating import render
 from siyu.core.web import wants_html
-from siyu.db import configure, import_all_models
+from siyu.db import Database, configure, import_all_models, use_database
 
 log = logging.getLogger("siyu")
 
@@ -130,6 +131,54 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(err.to_dict(), status_code=500)
 
 
+class DatabaseMiddleware:
+    """Binds every request of this app to one Database (see `create_app(database=...)`)."""
+
+    def __init__(self, app: ASGIApp, database: Database) -> None:
+        self.app = app
+        self.database = database
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with use_database(self.database):
+            await self.app(scope, receive, send)
+
+
+class AdmissionMiddleware:
+    """Lets at most as many requests in at once as the database pool has connections (and at most
+    the worker threads); the others wait here, in the event loop, holding nothing.
+
+    Why: a request's sync dependencies and endpoint run in separate worker-thread hops, holding its
+    pooled connection (on SQLite also the write lock) in between. With more requests inside than
+    connections or threads, the requests holding connections wait for a thread while every thread
+    waits for a connection or the lock: a deadlock broken only by timeouts (500/503 under a burst).
+    Admitted requests each hold at most one connection and one thread, so they always progress."""
+
+    MAX_THREADS = 40  # anyio's default worker-thread limit
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._gates: dict[tuple[int, int], asyncio.Semaphore] = {}
+
+    def _gate(self) -> asyncio.Semaphore:
+        from siyu.db import get_database
+
+        engine = get_database().engine
+        key = (id(asyncio.get_running_loop()), id(engine))
+        gate = self._gates.get(key)
+        if gate is None:
+            pool = engine.pool
+            size = pool.size() + max(getattr(pool, "_max_overflow", 0), 0) if hasattr(pool, "size") else 0
+            gate = self._gates[key] = asyncio.Semaphore(min(self.MAX_THREADS, size) if size > 0 else self.MAX_THREADS)
+        return gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self._gate():
+            await self.app(scope, receive, send)
+
+
 def _include_domain_routers(app: FastAPI) -> None:
     for domain in DOMAINS:
         for module in ("api", "views"):
@@ -140,16 +189,22 @@ def _include_domain_routers(app: FastAPI) -> None:
                     app.include_router(router)
 
 
-def create_app(settings: Settings | None = None, *, configure_database: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, configure_database: bool = True,
+               database: Database | None = None) -> FastAPI:
+    """The ASGI app. With `database`, every request uses that Database instead of the process-global
+    one (a server living inside another process, e.g. the browser tests' live server)."""
     settings = settings or get_settings()
-    if configure_database:
+    if database is None and configure_database:
         configure(settings.database_url)
     import_all_models()
     load_handlers()
 
     app = FastAPI(title="siyu", version=__version__, openapi_tags=OPENAPI_TAGS,
                   description="siyu (私域): the self-hosted social-retail platform. Money is integer cents.")
+    app.add_middleware(AdmissionMiddleware)
     app.add_middleware(LocaleMiddleware)
+    if database is not None:
+        app.add_middleware(DatabaseMiddleware, database=database)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
@@ -166,8 +221,10 @@ def create_app(settings: Settings | None = None, *, configure_database: bool = T
         response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
         return response
 
+    # Domain routes first: a route under /static (e.g. Plotly's JS served from the installed package)
+    # must win over the /static mount.
+    _include_domain_routers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", StaticFiles(directory=str(settings.media_dir)), name="media")
-    _include_domain_routers(app)
     return app

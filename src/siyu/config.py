@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     # "inline": event handlers run in the process right after the commit; "huey": in the worker.
     events_mode: str = "inline"
     wechat_api_base: str = "https://api.weixin.qq.com"
+    # WeChat Pay API v3 base URL (tests point it at a local fake server).
+    wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
+    # Where providers reach us (WeChat Pay notify_url); no trailing slash.
+    public_base_url: str = "http://127.0.0.1:8000"
     default_locale: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     session_days: int = 14

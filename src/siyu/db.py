@@ -7,6 +7,7 @@ services only `flush()`.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,6 +123,7 @@ class Database:
     def scope(self) -> Iterator[Session]:
         """One unit of work: commit at the end, roll back on any error."""
         session = self.make_session()
+        session.info["siyu_defer_events"] = True
         try:
             yield session
             session.commit()
@@ -130,12 +132,30 @@ class Database:
             raise
         finally:
             session.close()
+        # Events committed above run their handlers now that the connection is back in the pool.
+        from siyu.core.events import dispatch_committed
+
+        dispatch_committed(session)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
 _database: Database | None = None
+# A Database bound to the current context (an app created with `create_app(database=...)` sets it for
+# each of its requests); it wins over the process-global one, so an app serving a fixed database (the
+# browser tests' live server) and the unit tests' swapped-in database never see each other's.
+_context_database: contextvars.ContextVar[Database | None] = contextvars.ContextVar("siyu_database", default=None)
+
+
+@contextmanager
+def use_database(database: Database) -> Iterator[Database]:
+    """Make `database` the one get_database() answers in this context (and threads started from it)."""
+    token = _context_database.set(database)
+    try:
+        yield database
+    finally:
+        _context_database.reset(token)
 
 
 def configure(url: str, **engine_kwargs: Any) -> Database:
@@ -154,6 +174,9 @@ def set_database(database: Database | None) -> None:
 
 
 def get_database() -> Database:
+    bound = _context_database.get()
+    if bound is not None:
+        return bound
     if _database is None:
         from siyu.config import get_settings
 

@@ -58,6 +58,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "staff.manage": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER}),
     "stores.manage": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN}),
     "merchant.manage": frozenset({Role.BRAND_ADMIN}),
+    # Ship, verify pickups (at their own store), complete: everyone on the shop floor.
+    "orders.fulfil": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER, Role.GUIDE}),
+    "orders.refund": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER}),
+    "orders.export": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER}),
 }
 
 

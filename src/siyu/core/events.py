@@ -82,9 +82,28 @@ def emit(session: Session, name: str, payload: Any, *, merchant_id: int) -> Outb
     return row
 
 
+# Set by Database.scope(): its session's events are dispatched by the scope once the session is closed
+# and its connection is back in the pool. (after_commit fires while the connection is still checked
+# out; dispatching there needs a second connection per request, and under load every pooled
+# connection can end up held by a request waiting for another one.)
+DEFER_KEY = "siyu_defer_events"
+COMMITTED_KEY = "siyu_committed_events"
+
+
 @sa_event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     ids = session.info.pop(PENDING_KEY, None)
+    if not ids:
+        return
+    if session.info.get(DEFER_KEY):
+        session.info.setdefault(COMMITTED_KEY, []).extend(ids)
+        return
+    schedule(ids)
+
+
+def dispatch_committed(session: Session) -> None:
+    """Dispatch the events a closed session committed (called by Database.scope())."""
+    ids = session.info.pop(COMMITTED_KEY, None)
     if ids:
         schedule(ids)
 

@@ -53,3 +53,20 @@ class AuditLog(IdMixin, Base):
     target_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=clock.now, index=True)
+
+
+class IdempotencyKey(IdMixin, Base):
+    """The first answer to a POST sent with an `Idempotency-Key` header, replayed on a retry."""
+
+    __tablename__ = "idempotency_keys"
+
+    merchant_id: Mapped[int] = mapped_column(BigInteger)
+    # Who and what the key is for, e.g. "orders.create:customer:42": keys never collide across callers.
+    scope: Mapped[str] = mapped_column(String(120))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None]
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+
+    __table_args__ = (UniqueConstraint("merchant_id", "scope", "key"),)

@@ -14,8 +14,11 @@ from siyu.merchants.schemas import (
     AgentCreate,
     AgentRead,
     ApiTokenCreate,
+    ApiTokenRead,
     Id,
     MerchantRead,
+    MerchantSettingsRead,
+    MerchantUpdate,
     StaffBrief,
     StaffCreate,
     StaffRead,
@@ -51,6 +54,35 @@ def me(session: DbSession, principal: Staff) -> StaffRead:
 @router.get("/api/v1/admin/merchant", response_model=MerchantRead)
 def merchant(session: DbSession, principal: Staff) -> MerchantRead:
     return MerchantRead.model_validate(service.get_merchant(session, principal.merchant_id))
+
+
+def merchant_settings_read(merchant) -> MerchantSettingsRead:
+    return MerchantSettingsRead(id=merchant.id, slug=merchant.slug, name=merchant.name, **service.public_settings(merchant))
+
+
+@router.get("/api/v1/admin/merchant/settings", response_model=MerchantSettingsRead)
+def merchant_settings(session: DbSession, principal: Staff) -> MerchantSettingsRead:
+    principal.require("merchant.manage")
+    return merchant_settings_read(service.get_merchant(session, principal.merchant_id))
+
+
+@router.patch("/api/v1/admin/merchant/settings", response_model=MerchantSettingsRead)
+def update_merchant_settings(body: MerchantUpdate, session: DbSession, principal: Staff) -> MerchantSettingsRead:
+    """Change the name and named settings; the AppSecret is write-only (an empty one removes it)."""
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    name = changes.pop("name", None)
+    merchant = service.update_merchant(session, actor=principal, name=name, settings=changes)
+    return merchant_settings_read(merchant)
+
+
+@router.get("/api/v1/admin/tokens")
+def list_api_tokens(session: DbSession, principal: Staff) -> dict:
+    return {"items": [ApiTokenRead.model_validate(t) for t in service.list_api_tokens(session, actor=principal)]}
+
+
+@router.delete("/api/v1/admin/tokens/{token_id}", status_code=204)
+def revoke_api_token(token_id: Id, session: DbSession, principal: Staff) -> None:
+    service.revoke_api_token(session, token_id, actor=principal)
 
 
 @router.post("/api/v1/admin/tokens")

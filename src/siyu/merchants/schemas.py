@@ -122,3 +122,32 @@ class MerchantRead(BaseModel):
     id: int
     slug: str
     name: str
+
+
+class MerchantUpdate(BaseModel):
+    """The merchant's name and the settings edited as named fields. An empty secret keeps the one set."""
+
+    name: Name | None = None
+    wechat_miniprogram_appid: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40,
+                                                               pattern=r"^[A-Za-z0-9_]*$")] | None = None
+    wechat_miniprogram_secret: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64,
+                                                                pattern=r"^[A-Za-z0-9_]*$")] | None = None
+    protection_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+
+class MerchantSettingsRead(BaseModel):
+    id: int
+    slug: str
+    name: str
+    wechat_miniprogram_appid: str
+    wechat_miniprogram_secret_set: bool
+    protection_days: int
+
+
+class ApiTokenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    label: str
+    created_at: dt.datetime
+    expires_at: dt.datetime

@@ -74,6 +74,21 @@ def update_merchant(session: Session, *, actor: Principal, name: str | None = No
     return merchant
 
 
+DEFAULT_PROTECTION_DAYS = 30
+# Settings that are written but never shown back (only whether they are set).
+SECRET_SETTINGS = frozenset({"wechat_miniprogram_secret"})
+
+
+def public_settings(merchant: Merchant) -> dict[str, Any]:
+    """The merchant's editable settings as the console and the API show them: secrets only as set or not."""
+    settings = merchant.settings or {}
+    return {
+        "wechat_miniprogram_appid": settings.get("wechat_miniprogram_appid", ""),
+        "wechat_miniprogram_secret_set": bool(settings.get("wechat_miniprogram_secret")),
+        "protection_days": int(settings.get("protection_days", DEFAULT_PROTECTION_DAYS)),
+    }
+
+
 def merchant_setting(session: Session, merchant_id: int, key: str, default: Any) -> Any:
     """A merchant's setting (order expiry, after-sales window …) or the platform default."""
     merchant = get_merchant(session, merchant_id)

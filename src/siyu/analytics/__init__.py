@@ -1,0 +1,1 @@
+"""Analytics: the console overview and the figures built on the lower domains' services."""

@@ -1,0 +1,1 @@
+"""Measurements printed as JSON by `siyu bench …`. Tests never assert timings."""

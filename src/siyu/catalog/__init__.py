@@ -1,0 +1,1 @@
+"""The catalogue: categories, products (SPU) and their SKUs; stock lives in the ledger."""

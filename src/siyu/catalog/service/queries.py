@@ -1,0 +1,83 @@
+"""Read models other domains use: the dashboard's alerts and counts, and checkout's SKU info."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from siyu.catalog.models import Product, Sku
+from siyu.catalog.service.common import STOCK_KIND, STOCK_OWNER, spec_text
+from siyu.catalog.service.stock import stock_of
+from siyu.catalog.states import ProductStatus
+from siyu.core.auth import scoped, system_principal
+from siyu.ledger import service as ledger
+
+
+@dataclasses.dataclass(frozen=True)
+class SkuInfo:
+    """Everything checkout needs about one SKU, loaded once."""
+
+    sku_id: int
+    product_id: int
+    title: str
+    spec: dict[str, str]
+    spec_text: str
+    price_cents: int
+    list_price_cents: int | None
+    weight_g: int
+    code: str
+    image: str | None
+    product_status: str
+    active: bool
+    stock: int
+
+    @property
+    def sellable(self) -> bool:
+        """On sale and active (stock is checked when it is taken)."""
+        return self.product_status == ProductStatus.ON_SALE and self.active
+
+
+def get_skus_for_checkout(session: Session, *, merchant_id: int, sku_ids: Iterable[int]) -> dict[int, SkuInfo]:
+    """The merchant's SKUs among `sku_ids` (others are simply absent), with product and stock."""
+    ids = [i for i in dict.fromkeys(sku_ids) if isinstance(i, int) and 0 < i < 2**62]
+    if not ids:
+        return {}
+    stmt = scoped(select(Sku, Product).join(Product, Product.id == Sku.product_id), Sku, system_principal(merchant_id))
+    rows = list(session.execute(stmt.where(Sku.id.in_(ids))))
+    stock = stock_of(session, merchant_id=merchant_id, sku_ids=[s.id for s, _ in rows])
+    return {
+        s.id: SkuInfo(sku_id=s.id, product_id=p.id, title=p.title, spec=dict(s.spec or {}),
+                      spec_text=spec_text(s.spec or {}), price_cents=s.price_cents,
+                      list_price_cents=s.list_price_cents, weight_g=s.weight_g, code=s.code,
+                      image=(p.images or [None])[0], product_status=p.status, active=s.active,
+                      stock=stock.get(s.id, 0))
+        for s, p in rows
+    }
+
+
+def low_stock_skus(session: Session, *, merchant_id: int, threshold: int = 10, limit: int = 20) -> list[dict[str, Any]]:
+    """Active SKUs of products on sale with stock at or below `threshold`, lowest first."""
+    stock = ledger.balance_expression(merchant_id=merchant_id, kind=STOCK_KIND, owner_type=STOCK_OWNER,
+                                      owner_id=Sku.id).label("stock")
+    stmt = (
+        select(Sku.id, Sku.product_id, Product.title, Sku.spec, stock)
+        .join(Product, Product.id == Sku.product_id)
+        .where(Sku.active.is_(True), Product.status == ProductStatus.ON_SALE.value, stock <= threshold)
+        .order_by(stock, Sku.id)
+        .limit(max(1, min(limit, 500)))
+    )
+    stmt = scoped(stmt, Sku, system_principal(merchant_id))
+    return [{"sku_id": sid, "product_id": pid, "title": title, "spec": dict(spec or {}),
+             "spec_text": spec_text(spec or {}), "stock": int(qty)}
+            for sid, pid, title, spec, qty in session.execute(stmt)]
+
+
+def count_products(session: Session, *, merchant_id: int, status: str | None = None) -> int:
+    stmt = scoped(select(func.count()).select_from(Product), Product, system_principal(merchant_id))
+    if status:
+        stmt = stmt.where(Product.status == ProductStatus(status).value)
+    return int(session.scalar(stmt) or 0)

@@ -1,0 +1,74 @@
+"""`Idempotency-Key` for POSTs that create orders or move money: a replay returns the first answer.
+
+The key row is written in the same transaction as the work, so a failed attempt leaves no key and
+may be retried. Two attempts racing with one key: the second waits on the unique index (PostgreSQL)
+or on the write lock (SQLite) and then replays the first's answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from siyu.core.errors import Conflict, ValidationFailed
+from siyu.core.models import IdempotencyKey
+
+MAX_KEY_LENGTH = 200
+
+
+def request_fingerprint(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_idempotent(
+    session: Session,
+    *,
+    merchant_id: int,
+    scope: str,
+    key: str | None,
+    payload: Any,
+    fn: Callable[[], tuple[int, dict[str, Any]]],
+) -> JSONResponse:
+    """Run `fn` (returning status code and JSON body) once per (scope, key); replay afterwards."""
+    if not key:
+        status, body = fn()
+        return JSONResponse(body, status_code=status)
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValidationFailed("The Idempotency-Key header is too long.", code="invalid_idempotency_key")
+    fingerprint = request_fingerprint(payload)
+    existing = _find(session, merchant_id, scope, key)
+    if existing is None:
+        try:
+            with session.begin_nested():
+                row = IdempotencyKey(merchant_id=merchant_id, scope=scope, key=key, request_hash=fingerprint)
+                session.add(row)
+        except IntegrityError:
+            existing = _find(session, merchant_id, scope, key)
+            if existing is None:
+                raise
+        else:
+            status, body = fn()
+            row.status_code = status
+            row.response = body
+            session.flush()
+            return JSONResponse(body, status_code=status)
+    if existing.request_hash != fingerprint:
+        raise ValidationFailed("This Idempotency-Key was used for a different request.", code="idempotency_key_reused")
+    if existing.status_code is None:
+        raise Conflict("A request with this Idempotency-Key is still in progress.", code="request_in_progress")
+    return JSONResponse(existing.response, status_code=existing.status_code, headers={"Idempotent-Replayed": "true"})
+
+
+def _find(session: Session, merchant_id: int, scope: str, key: str) -> IdempotencyKey | None:
+    return session.scalars(
+        select(IdempotencyKey).where(
+            IdempotencyKey.merchant_id == merchant_id, IdempotencyKey.scope == scope, IdempotencyKey.key == key
+        )
+    ).first()

@@ -1,0 +1,71 @@
+"""FastAPI dependencies for customers of the shop: a bearer token (mini-program) or the H5 cookie
+`siyu_c_{slug}`, which must belong to the merchant in the URL."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from siyu.config import get_settings
+from siyu.core.auth import Principal
+from siyu.core.errors import PermissionDenied, Unauthorized
+from siyu.core.web import DbSession
+from siyu.customers import signin
+from siyu.merchants.deps import ShopMerchant
+from siyu.merchants.models import Merchant
+
+
+def cookie_name(slug: str) -> str:
+    return f"siyu_c_{slug}"
+
+
+def csrf_for(raw_token: str) -> str:
+    """The H5 form token: derived from the session token, so nothing more is stored."""
+    key = get_settings().secret_key.encode()
+    return hmac.new(key, b"shop-csrf:" + raw_token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _raw_token(request: Request, merchant: Merchant) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.cookies.get(cookie_name(merchant.slug))
+
+
+def _resolve(request: Request, session: Any, merchant: Merchant) -> Principal | None:
+    raw = _raw_token(request, merchant)
+    if not raw:
+        return None
+    principal = signin.resolve_customer_token(session, raw, merchant_id=merchant.id)
+    request.state.customer = principal
+    request.state.csrf_token = csrf_for(raw)
+    return principal
+
+
+def require_shop_customer(request: Request, session: DbSession, merchant: ShopMerchant) -> Principal:
+    principal = _resolve(request, session, merchant)
+    if principal is None:
+        raise Unauthorized()
+    return principal
+
+
+def optional_shop_customer(request: Request, session: DbSession, merchant: ShopMerchant) -> Principal | None:
+    try:
+        return _resolve(request, session, merchant)
+    except Unauthorized:
+        return None
+
+
+def check_shop_csrf(request: Request, form: Any) -> None:
+    """H5 forms of a signed-in customer carry the token derived from their session."""
+    sent = form.get("csrf_token")
+    expected = getattr(request.state, "csrf_token", "")
+    if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise PermissionDenied("The form has expired; reload the page.", code="csrf_failed")
+
+
+ShopCustomer = Annotated[Principal, Depends(require_shop_customer)]
+OptionalShopCustomer = Annotated[Principal | None, Depends(optional_shop_customer)]

@@ -1,0 +1,80 @@
+"""Customer sign-in: session tokens (only digests stored), the demo login and WeChat
+mini-program login. The customer is found or created through the customers service."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from siyu.config import get_settings
+from siyu.core import clock
+from siyu.core.auth import Principal, new_token, token_digest
+from siyu.core.errors import AppError, NotFound, Unauthorized
+from siyu.customers import wechat
+from siyu.customers.models import Customer, CustomerToken
+from siyu.customers.service import (
+    bind_identity,
+    find_by_identity,
+    find_or_create_by_identity,
+    resolve_merged,
+)
+from siyu.merchants import service as merchants
+
+
+def issue_customer_token(session: Session, customer: Customer) -> str:
+    raw = new_token()
+    session.add(CustomerToken(merchant_id=customer.merchant_id, customer_id=customer.id, token_digest=token_digest(raw),
+                              expires_at=clock.now() + dt.timedelta(days=get_settings().token_days)))
+    session.flush()
+    return raw
+
+
+def resolve_customer_token(session: Session, raw: str, *, merchant_id: int) -> Principal:
+    """The customer principal behind a token of this merchant, else Unauthorized."""
+    if not raw or len(raw) > 200:
+        raise Unauthorized()
+    row = session.scalars(select(CustomerToken).where(CustomerToken.token_digest == token_digest(raw))).first()
+    if row is None or row.revoked_at is not None or row.expires_at <= clock.now() or row.merchant_id != merchant_id:
+        raise Unauthorized()
+    customer = session.get(Customer, row.customer_id)
+    if customer is None:
+        raise Unauthorized()
+    customer = resolve_merged(session, customer)
+    return Principal(merchant_id=merchant_id, kind="customer", subject_id=customer.id, name=customer.nickname[:60])
+
+
+def revoke_customer_token(session: Session, raw: str) -> None:
+    session.execute(update(CustomerToken).where(CustomerToken.token_digest == token_digest(raw),
+                                                CustomerToken.revoked_at.is_(None)).values(revoked_at=clock.now()))
+
+
+def dev_login(session: Session, *, merchant_id: int, openid: str, nickname: str | None = None) -> tuple[Customer, str]:
+    """Sign in by openid without WeChat (demo and tests only, when SIYU_DEV_LOGIN=1)."""
+    if not get_settings().dev_login:
+        raise NotFound("Demo login is disabled.", code="dev_login_disabled")
+    customer, _created = find_or_create_by_identity(session, merchant_id=merchant_id, kind="openid", value=openid,
+                                                    nickname=nickname)
+    return customer, issue_customer_token(session, customer)
+
+
+def wechat_login(session: Session, *, merchant_id: int, code: str) -> tuple[Customer, str]:
+    """Mini-program sign-in: code2session with the merchant's app id and secret, then the customer
+    holding the openid (or the unionid), created on first sign-in; both identities are bound."""
+    settings = merchants.get_merchant(session, merchant_id).settings or {}
+    appid, secret = settings.get("wechat_miniprogram_appid"), settings.get("wechat_miniprogram_secret")
+    if not appid or not secret:
+        raise AppError("WeChat login is not configured for this shop.", code="wechat_not_configured", status_code=409)
+    answer = wechat.code2session(appid=str(appid), secret=str(secret), code=code)
+    openid, unionid = answer["openid"], answer["unionid"]
+    customer = find_by_identity(session, merchant_id=merchant_id, kind="openid", value=openid)
+    if customer is None and unionid:
+        customer = find_by_identity(session, merchant_id=merchant_id, kind="unionid", value=unionid)
+    if customer is None:
+        customer, _created = find_or_create_by_identity(session, merchant_id=merchant_id, kind="openid", value=openid)
+    else:
+        customer = bind_identity(session, merchant_id=merchant_id, customer_id=customer.id, kind="openid", value=openid)
+    if unionid:
+        customer = bind_identity(session, merchant_id=merchant_id, customer_id=customer.id, kind="unionid", value=unionid)
+    return customer, issue_customer_token(session, customer)

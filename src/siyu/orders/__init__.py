@@ -1,0 +1,1 @@
+"""Orders: cart, checkout, orders, lifecycle, after-sales and fulfilment."""
