@@ -267,5 +267,40 @@ def bench_api(
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
 
 
+@bench_app.command("checkout")
+def bench_checkout(
+    mode: Annotated[str, typer.Option(help="flash: everyone buys one hot SKU; spread: random SKUs among many.")] = "flash",
+    buyers: Annotated[int, typer.Option(min=1, max=1024, help="Concurrent simulated buyers (client threads).")] = 64,
+    workers: Workers = 2,
+    duration: Annotated[float, typer.Option(min=0.5, max=3600, help="Seconds to run (a sold-out flash sale ends early).")] = 10.0,
+    checkouts: Annotated[int | None, typer.Option(min=1, help="Stop after this many paid checkouts.")] = None,
+    stock: Annotated[int, typer.Option(min=0, max=10_000_000, help="Units of the hot SKU (flash).")] = 1000,
+    skus: Annotated[int, typer.Option(min=1, max=10_000, help="Normal SKUs (spread).")] = 200,
+    database_url: DatabaseUrl = None,
+    pgbench_seconds: Annotated[int, typer.Option(min=0, max=600, help="pgbench -T on PostgreSQL; 0 skips it.")] = 5,
+    profile: Annotated[str | None, typer.Option(help="Write a py-spy profile of the server here (.svg, .json, .txt).")] = None,
+    profile_gil: Annotated[bool, typer.Option(help="Profile only threads holding the GIL (Python CPU).")] = False,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
+) -> None:
+    """Concurrent buyers create, pay and sandbox-confirm orders over HTTP against a fresh bench
+    merchant; paid checkouts/s, latency, and oversold/lost/double-paid checks (SQLite by default,
+    PostgreSQL with --database-url, where pgbench gives the raw database limit)."""
+    from siyu.bench import checkout as bench
+
+    if mode not in bench.MODES:
+        _fail(f"--mode must be one of: {', '.join(bench.MODES)}")
+    try:
+        report = bench.run(mode=mode, buyers=buyers, workers=workers, duration=duration, checkouts=checkouts,
+                           stock=stock, skus=skus, database_url=database_url, pgbench_seconds=pgbench_seconds,
+                           profile=profile, profile_gil=profile_gil)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    text = json.dumps(report, ensure_ascii=False, indent=2)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
+
+
 if __name__ == "__main__":
     app()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from siyu.core.errors import AppError
@@ -141,3 +143,22 @@ def test_shipping_rules_round_trip(db: Session, merchant: Merchant) -> None:
                    "shipping": {"flat_cents": 600, "free_over_cents": None,
                                 "provinces": {"西藏": {"flat_cents": 3000, "free_over_cents": None}}}}
     assert merchants.get_merchant(db, merchant.id).settings["order_expiry_minutes"] == 30
+
+
+@given(paid=st.integers(min_value=0, max_value=10**7), quantity=st.integers(min_value=1, max_value=999),
+       data=st.data())
+def test_unit_refunds_always_sum_to_what_was_paid(paid: int, quantity: int, data: st.DataObject) -> None:
+    # refunding a line in any number of steps gives back exactly its paid amount, each step
+    # within one cent of its fair share
+    steps = data.draw(st.lists(st.integers(min_value=1, max_value=quantity), max_size=20))
+    done, parts = 0, []
+    for step in steps:
+        step = min(step, quantity - done)
+        if step <= 0:
+            break
+        parts.append(service.unit_prefix(paid, quantity, done + step) - service.unit_prefix(paid, quantity, done))
+        done += step
+    if done < quantity:
+        parts.append(service.unit_prefix(paid, quantity, quantity) - service.unit_prefix(paid, quantity, done))
+    assert sum(parts) == paid
+    assert all(p >= 0 for p in parts)

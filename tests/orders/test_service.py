@@ -387,3 +387,48 @@ def test_lines_keep_their_snapshot(db: Session, merchant: Merchant) -> None:
     catalog.update_sku(db, sku.id, actor=admin, price_cents=2000)
     line = db.scalars(select(OrderLine).where(OrderLine.order_id == order.id)).one()
     assert (line.title, line.unit_price_cents) == ("老标题", 1000)
+
+
+def test_second_payment_of_a_paid_order_is_refunded(db: Session, merchant: Merchant) -> None:
+    order = make_order(db, merchant=merchant, status="paid", price_cents=800)
+    extra = make_payment(db, merchant=merchant, customer=db.get(Customer, order.customer_id), order_id=order.id,
+                         amount_cents=800, status="succeeded")
+    outcome = service.record_payment(db, merchant_id=merchant.id, order_id=order.id, payment_id=extra.id,
+                                     amount_cents=800, paid_at=clock.now())
+    assert outcome == "refunded"
+    db.refresh(extra), db.refresh(order)
+    assert (extra.refunded_cents, order.status, order.paid_cents) == (800, "paid", 800)
+
+
+def test_provider_refund_finishes_a_processing_request(db: Session, merchant: Merchant) -> None:
+    # given: an approved request whose provider refund is still pending (as WeChat Pay may leave it)
+    order = make_order(db, merchant=merchant, status="paid", price_cents=700)
+    customer = customer_principal(db.get(Customer, order.customer_id))
+    refund = service.request_refund(db, order.id, actor=customer, reason="不要了")
+    refund.status = "processing"
+    refund.payment_refund_id = 424242
+    db.flush()
+    # when: the provider confirms, twice
+    first = service.record_provider_refund(db, merchant_id=merchant.id, payment_refund_id=424242)
+    second = service.record_provider_refund(db, merchant_id=merchant.id, payment_refund_id=424242)
+    unknown = service.record_provider_refund(db, merchant_id=merchant.id, payment_refund_id=1)
+    # then
+    assert (first, second, unknown) == ("refunded", "already", "unknown")
+    db.refresh(order)
+    assert (refund.status, order.status, order.refunded_cents) == ("refunded", "refunded", 700)
+
+
+def test_today_figures(db: Session, merchant: Merchant) -> None:
+    store = make_store(db, merchant=merchant)
+    make_order(db, merchant=merchant)
+    make_order(db, merchant=merchant, status="paid", price_cents=1500)
+    make_order(db, merchant=merchant, status="paid", price_cents=2500, fulfilment=pickup(store))
+    refunded = make_order(db, merchant=merchant, status="paid", price_cents=100)
+    service.request_refund(db, refunded.id, actor=customer_principal(db.get(Customer, refunded.customer_id)),
+                           reason="x", lines=None)
+    figures = service.today_figures(db, merchant_id=merchant.id)
+    assert figures == {"orders_today": 4, "paid_orders_today": 3, "gmv_today_cents": 4100, "pending_shipments": 1,
+                       "pending_pickups": 1, "refunds_waiting": 1}
+    manager = principal_of(db, make_staff(db, merchant=merchant, role="store_manager", store=store))
+    scoped = service.today_figures(db, merchant_id=merchant.id, principal=manager)
+    assert (scoped["orders_today"], scoped["gmv_today_cents"], scoped["pending_pickups"]) == (1, 2500, 1)

@@ -10,10 +10,6 @@ process, so at high rates it is part of what is measured: compare runs, not abso
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,55 +19,14 @@ from typing import Any
 
 import httpx
 
+from siyu.bench.common import free_port, percentile, running_server
 from siyu.core.demo import DEMO_PASSWORD, DEMO_SLUG
 
+__all__ = ["free_port", "measure", "run", "running_server"]
+# Kept for callers of the earlier name.
+_percentile = percentile
+
 DEMO_DB = Path("siyu-demo.db")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_server(database_url: str, *, workers: int = 1, timeout: float = 60.0) -> Iterator[str]:
-    """A `uvicorn siyu.app:create_app` subprocess on a free port; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "SIYU_DATABASE_URL": database_url, "SIYU_DEV_LOGIN": "1"}
-    cmd = [sys.executable, "-m", "uvicorn", "siyu.app:create_app", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with status {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not answer /healthz in time")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _percentile(sorted_values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, int(round(pct / 100 * len(sorted_values) + 0.5 - 1e-9)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def measure(base: str, path: str, *, requests: int, concurrency: int,
@@ -119,9 +74,9 @@ def measure(base: str, path: str, *, requests: int, concurrency: int,
         "errors": errors,
         "seconds": round(elapsed, 3),
         "requests_per_s": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
-        "p50_ms": round(_percentile(ms, 50), 2),
-        "p95_ms": round(_percentile(ms, 95), 2),
-        "p99_ms": round(_percentile(ms, 99), 2),
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p95_ms": round(percentile(ms, 95), 2),
+        "p99_ms": round(percentile(ms, 99), 2),
         "max_ms": round(ms[-1], 2) if ms else 0.0,
     }
 

@@ -92,6 +92,10 @@ COMMITTED_KEY = "siyu_committed_events"
 
 @sa_event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    # Releasing a savepoint (begin_nested) fires after_commit too; the outer transaction is still
+    # open then, so the events wait for the real commit.
+    if session.in_nested_transaction():
+        return
     ids = session.info.pop(PENDING_KEY, None)
     if not ids:
         return

@@ -19,6 +19,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "web" / "templates"
 CONSOLE_MENU: list[tuple[str, str, str, str | None]] = [
     ("overview", "Overview", "/console/", None),
     ("catalog", "Products", "/console/catalog", None),
+    ("orders", "Orders", "/console/orders", None),
     ("customers", "Customers", "/console/customers", None),
     ("settings", "Settings", "/console/settings", None),
 ]

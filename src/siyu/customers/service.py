@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, case, delete, exists, func, literal, or_, select, update
+from sqlalchemy import Select, case, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -663,6 +663,37 @@ def record_refund(session: Session, *, merchant_id: int, customer_id: int, order
     )
     session.expire(customer)
     return True
+
+
+STAT_FIELDS = ("paid_orders", "total_spent_cents", "refunded_cents", "first_purchase_at", "last_purchase_at",
+               "last_order_cents", "max_order_cents")
+
+
+def bulk_set_stats(session: Session, *, merchant_id: int, stats: dict[int, dict[str, Any]],
+                   changes: list[dict[str, Any]] | None = None) -> int:
+    """Set (overwrite, not add to) the purchase stats of many customers at once, for data written in
+    bulk such as the demo's year of orders. `stats`: customer id -> the STAT_FIELDS; `changes`: the
+    paid orders and refunds those stats already include (`customer_id, order_id, kind, ref_id,
+    amount_cents, happened_at`), recorded so that record_paid_order / record_refund for them later
+    are no-ops. Every customer must be the merchant's (NotFound otherwise). Returns the number set."""
+    ids = list(stats)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found = session.scalar(select(func.count()).select_from(Customer).where(
+            Customer.merchant_id == merchant_id, Customer.id.in_(chunk)))
+        if found != len(set(chunk)):
+            raise NotFound()
+    now = clock.now()
+    rows = [{"id": cid, **{f: values[f] for f in STAT_FIELDS}, "updated_at": values.get("updated_at", now)}
+            for cid, values in stats.items()]
+    if rows:
+        session.execute(update(Customer).execution_options(synchronize_session=False), rows)
+    if changes:
+        session.execute(insert(CustomerStatChange), [
+            {"merchant_id": merchant_id, "customer_id": c["customer_id"], "order_id": c["order_id"], "kind": c["kind"],
+             "ref_id": c.get("ref_id", 0), "amount_cents": c["amount_cents"], "happened_at": c["happened_at"],
+             "created_at": c.get("created_at", c["happened_at"])} for c in changes])
+    return len(rows)
 
 
 # ---------------------------------------------------------------- merge

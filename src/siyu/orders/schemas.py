@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -143,16 +142,6 @@ class CancelRequest(BaseModel):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] = ""
 
 
-class OrderListFilters(BaseModel):
-    status: str | None = None
-    store_id: int | None = None
-    fulfilment_type: str | None = None
-    customer_id: int | None = None
-    created_from: dt.date | None = None
-    created_to: dt.date | None = None
-    q: str | None = None
-
-
 class ShippingRuleIn(BaseModel):
     flat_cents: Cents = 0
     free_over_cents: Cents | None = None
@@ -169,5 +158,3 @@ class OrderSettingsIn(BaseModel):
     after_sales_days: Annotated[int, Field(ge=0, le=365)] | None = None
     shipping: ShippingRulesIn | None = None
 
-
-JsonDict = dict[str, Any]

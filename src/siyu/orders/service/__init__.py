@@ -51,6 +51,7 @@ from siyu.orders.service.lifecycle import (
     verify_pickup,
     verify_pickup_code,
 )
+from siyu.orders.service.pages import *  # noqa: F403  (page helpers, see pages.__all__)
 from siyu.orders.service.queries import (
     EXPORT_COLUMNS,
     OrderDetail,

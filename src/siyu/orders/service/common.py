@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from siyu.catalog import service as catalog
 from siyu.core import clock
-from siyu.core.auth import Principal, get_scoped, system_principal
+from siyu.core.auth import Principal, scoped, system_principal
 from siyu.core.errors import Conflict, NotFound
 from siyu.core.events import emit
 from siyu.merchants import service as merchants
@@ -94,13 +94,15 @@ def get_order(session: Session, order_id: int, *, actor: Principal, lock: bool =
     if actor.kind == "customer":
         stmt = select(Order).where(Order.id == order_id, Order.merchant_id == actor.merchant_id,
                                    Order.customer_id == actor.customer_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        order = session.scalars(stmt).first()
-        if order is None:
-            raise NotFound()
-        return order
-    return get_scoped(session, Order, order_id, actor, lock=lock)
+    else:
+        stmt = scoped(select(Order).where(Order.id == order_id), Order, actor)
+    if lock:
+        # Locked: read the row afresh, whatever this session saw of it before.
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    order = session.scalars(stmt).first()
+    if order is None:
+        raise NotFound()
+    return order
 
 
 def lock_order(session: Session, order_id: int, *, merchant_id: int | None = None) -> Order | None:

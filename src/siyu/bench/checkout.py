@@ -1,0 +1,611 @@
+"""`siyu bench checkout`: paid checkouts per second over HTTP, and proof that none was oversold,
+lost or paid twice.
+
+1. The database is migrated and a bench merchant of its own is created through the services (a
+   fresh `bench-…` slug each run, so a database is never wiped): one hot SKU with `stock` units
+   (the flash sale) and `skus` normal SKUs with plenty of stock.
+2. A server subprocess (uvicorn, `workers` processes, SIYU_DEV_LOGIN=1) is started on a free port.
+3. `buyers` threads, each with its own keep-alive connection, dev-login once and then loop:
+   POST /api/v1/shop/{m}/orders (Idempotency-Key) → POST …/orders/{id}/pay {method: sandbox}
+   → POST …/payments/{id}/sandbox-confirm, until `duration` seconds or `checkouts` paid checkouts.
+   `flash`: everyone buys the hot SKU; once it is sold out buyers get 409 out_of_stock, which is
+   sampled for a short while and the run ends. `spread`: a random normal SKU each time.
+4. Correctness is read from the database afterwards: oversold units, lost orders, double-paid
+   orders, the stock ledger against its balance.
+5. On PostgreSQL, pgbench runs the raw database limit: one transaction that decrements a stock row
+   conditionally and inserts an order and two lines (into scratch tables created in the same
+   database and dropped afterwards), at the same client count; our rate is reported as a ratio of it.
+
+The load generator's own CPU is measured (`cpu.client_percent`, 100 = one core; it is one Python
+process, so near 100 it is the bottleneck), as are the server's and PostgreSQL's (local server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from siyu.bench.common import (
+    cpu_seconds,
+    latency_summary,
+    machine_busy_seconds,
+    machine_cpus,
+    postgres_cpu_seconds,
+    server,
+)
+
+MODES = ("flash", "spread")
+HOT_PRICE_CENTS = 990
+NORMAL_STOCK = 1_000_000
+# After a flash sale sells out, keep measuring the out_of_stock answers for this long, then stop.
+SOLD_OUT_SAMPLE_S = 1.5
+ADDRESS = {"name": "压测买家", "phone": "13800138000", "province": "上海市", "city": "上海市", "district": "黄浦区",
+           "detail": "南京东路 1 号"}
+PAID_STATUSES = ("paid", "shipped", "ready_for_pickup", "completed")
+
+
+@dataclasses.dataclass
+class Setup:
+    url: str
+    merchant_id: int
+    slug: str
+    hot_sku_id: int
+    normal_sku_ids: list[int]
+    initial_stock: dict[int, int]
+
+
+# ---------------------------------------------------------------- preparing the database
+
+
+def _dialect(url: str) -> str:
+    return url.split(":", 1)[0].split("+", 1)[0]
+
+
+def prepare(url: str, *, stock: int, skus: int) -> Setup:
+    """Migrate `url` and create a bench merchant with a hot SKU and `skus` normal SKUs."""
+    from sqlalchemy import select
+
+    from siyu import migrate
+    from siyu.catalog import service as catalog
+    from siyu.catalog.models import Sku
+    from siyu.core.auth import system_principal
+    from siyu.db import Database, import_all_models, use_database
+    from siyu.merchants import service as merchants
+
+    migrate.upgrade(url)
+    import_all_models()
+    database = Database(url)
+    try:
+        with use_database(database), database.scope() as session:
+            slug = f"bench-{time.strftime('%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            merchant = merchants.create_merchant(session, slug=slug, name="压测商户")
+            session.flush()
+            actor = system_principal(merchant.id)
+            hot = catalog.create_product(session, actor=actor, title="秒杀爆款", status="on_sale",
+                                         skus=[{"spec": {}, "price_cents": HOT_PRICE_CENTS, "stock": stock}])
+            per_product = 10
+            for p in range((skus + per_product - 1) // per_product):
+                n = min(per_product, skus - p * per_product)
+                catalog.create_product(session, actor=actor, title=f"常规商品 {p + 1}", status="on_sale",
+                                       skus=[{"spec": {"款式": f"{j + 1}"}, "price_cents": 1990 + 100 * j,
+                                              "stock": NORMAL_STOCK} for j in range(n)])
+            session.flush()
+            rows = session.execute(select(Sku.id, Sku.product_id).where(Sku.merchant_id == merchant.id)
+                                   .order_by(Sku.id)).all()
+            hot_id = next(sid for sid, pid in rows if pid == hot.id)
+            normal = [sid for sid, pid in rows if pid != hot.id]
+            return Setup(url=url, merchant_id=merchant.id, slug=slug, hot_sku_id=hot_id, normal_sku_ids=normal,
+                         initial_stock={hot_id: stock, **dict.fromkeys(normal, NORMAL_STOCK)})
+    finally:
+        database.dispose()
+
+
+@contextlib.contextmanager
+def bench_url(database_url: str | None) -> Iterator[str]:
+    """The given database, or a temporary SQLite file removed afterwards."""
+    if database_url:
+        yield database_url
+        return
+    with tempfile.TemporaryDirectory(prefix="siyu-bench-checkout-") as tmp:
+        yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+
+
+# ---------------------------------------------------------------- the buyers
+
+
+@dataclasses.dataclass
+class BuyerResult:
+    created: list[int] = dataclasses.field(default_factory=list)
+    # (order id, payment id) of every checkout whose sandbox confirm answered 200
+    paid: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    full: list[float] = dataclasses.field(default_factory=list)
+    steps: dict[str, list[float]] = dataclasses.field(
+        default_factory=lambda: {"create": [], "pay": [], "confirm": []})
+    out_of_stock: list[float] = dataclasses.field(default_factory=list)
+    errors: Counter = dataclasses.field(default_factory=Counter)
+    last_paid_at: float = 0.0
+    login_failed: bool = False
+
+
+class _Run:
+    """Shared state of one run: the stop signal and the paid counter."""
+
+    def __init__(self, *, checkouts: int | None, deadline: float, flash: bool) -> None:
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.paid = 0
+        self.checkouts = checkouts
+        self.deadline = deadline
+        self.flash = flash
+        self.sold_out_at: float | None = None
+
+    def count_paid(self) -> None:
+        with self.lock:
+            self.paid += 1
+            if self.checkouts is not None and self.paid >= self.checkouts:
+                self.stop.set()
+
+    def sold_out(self, now: float) -> None:
+        with self.lock:
+            if self.sold_out_at is None:
+                self.sold_out_at = now
+
+    def over(self, now: float) -> bool:
+        if self.stop.is_set() or now >= self.deadline:
+            return True
+        return self.sold_out_at is not None and now - self.sold_out_at >= SOLD_OUT_SAMPLE_S
+
+
+def _error_key(response: httpx.Response, step: str) -> str:
+    code = ""
+    with contextlib.suppress(Exception):
+        code = response.json().get("error", {}).get("code", "")
+    return f"{step}:{response.status_code}" + (f":{code}" if code else "")
+
+
+def _buyer(n: int, base: str, setup: Setup, mode: str, run: _Run, gate: threading.Barrier, run_id: str,
+           result: BuyerResult) -> None:
+    rng = random.Random(n)
+    shop = f"/api/v1/shop/{setup.slug}"
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with httpx.Client(base_url=base, timeout=60, limits=limits) as client:
+        try:
+            login = client.post(f"{shop}/auth/dev-login", json={"openid": f"bench-{run_id}-{n}",
+                                                               "nickname": f"买家{n}"})
+            ok = login.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if ok:
+            client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+            # Warm up the worker serving this connection: FastAPI builds a router's route state on
+            # its first request, which is not what a checkout costs.
+            with contextlib.suppress(httpx.HTTPError):
+                client.get(f"{shop}/orders", params={"limit": 1})
+                client.get(f"{shop}/payments/1")
+        else:
+            result.login_failed = True
+        gate.wait()
+        if not ok:
+            return
+        perf = time.perf_counter
+        while not run.over(perf()):
+            sku = setup.hot_sku_id if mode == "flash" else rng.choice(setup.normal_sku_ids)
+            body = {"items": [{"sku_id": sku, "quantity": 1}], "fulfilment": {"type": "delivery", "address": ADDRESS}}
+            try:
+                t0 = perf()
+                r = client.post(f"{shop}/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+                t1 = perf()
+                if r.status_code != 201:
+                    key = _error_key(r, "create")
+                    if key == "create:409:out_of_stock":
+                        result.out_of_stock.append(t1 - t0)
+                        if mode == "flash":
+                            run.sold_out(t1)
+                    else:
+                        result.errors[key] += 1
+                    continue
+                order_id = r.json()["id"]
+                result.created.append(order_id)
+                r = client.post(f"{shop}/orders/{order_id}/pay", json={"method": "sandbox"},
+                                headers={"Idempotency-Key": uuid.uuid4().hex})
+                t2 = perf()
+                if r.status_code != 200:
+                    result.errors[_error_key(r, "pay")] += 1
+                    continue
+                payment_id = r.json()["payment_id"]
+                r = client.post(f"{shop}/payments/{payment_id}/sandbox-confirm",
+                                headers={"Idempotency-Key": uuid.uuid4().hex})
+                t3 = perf()
+                if r.status_code != 200:
+                    result.errors[_error_key(r, "confirm")] += 1
+                    continue
+            except httpx.HTTPError as exc:
+                result.errors[f"transport:{type(exc).__name__}"] += 1
+                continue
+            result.paid.append((order_id, payment_id))
+            result.steps["create"].append(t1 - t0)
+            result.steps["pay"].append(t2 - t1)
+            result.steps["confirm"].append(t3 - t2)
+            result.full.append(t3 - t0)
+            result.last_paid_at = t3
+            run.count_paid()
+
+
+def drive(base: str, setup: Setup, *, mode: str, buyers: int, duration: float, checkouts: int | None,
+          server_pids: list[int] | None = None, on_start: Any = None) -> dict[str, Any]:
+    """Run the buyers against a running server; the client-side half of the report."""
+    run_id = uuid.uuid4().hex[:8]
+    gate = threading.Barrier(buyers + 1)
+    results = [BuyerResult() for _ in range(buyers)]
+    run = _Run(checkouts=checkouts, deadline=float("inf"), flash=mode == "flash")
+    threads = [threading.Thread(target=_buyer, args=(i, base, setup, mode, run, gate, run_id, results[i]), daemon=True)
+               for i in range(buyers)]
+    for t in threads:
+        t.start()
+    gate.wait()  # everyone signed in, connections open and the workers warmed up
+    if on_start is not None:
+        on_start()
+    pg_before = postgres_cpu_seconds() if _dialect(setup.url) == "postgresql" else None
+    server_before = cpu_seconds(server_pids) if server_pids else None
+    per_worker_before = {pid: cpu_seconds([pid]) for pid in server_pids or []}
+    machine_before = machine_busy_seconds()
+    client_before = time.process_time()
+    start = time.perf_counter()
+    run.deadline = start + duration
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    client_cpu = time.process_time() - client_before
+    machine_busy = machine_busy_seconds() - machine_before if machine_before is not None else None
+    server_cpu = cpu_seconds(server_pids) - server_before if server_pids and server_before is not None else None
+    pg_cpu = postgres_cpu_seconds() - pg_before if pg_before is not None else None
+    per_worker = [round(100 * (cpu_seconds([pid]) - before) / elapsed, 1) if elapsed else 0.0
+                  for pid, before in per_worker_before.items()]
+
+    paid = [p for r in results for p in r.paid]
+    full = [v for r in results for v in r.full]
+    steps = {name: [v for r in results for v in r.steps[name]] for name in ("create", "pay", "confirm")}
+    oos = [v for r in results for v in r.out_of_stock]
+    errors: Counter = Counter()
+    for r in results:
+        errors.update(r.errors)
+    last_paid = max((r.last_paid_at for r in results), default=0.0)
+    # A sold-out flash sale is measured over its selling window: start → the last paid checkout.
+    selling = (last_paid - start) if run.sold_out_at is not None and last_paid > start else elapsed
+    return {
+        "seconds": round(elapsed, 3),
+        "selling_seconds": round(selling, 3),
+        "sold_out_after_s": round(run.sold_out_at - start, 3) if run.sold_out_at is not None else None,
+        "paid_checkouts": len(paid),
+        "paid_checkouts_per_s": round(len(paid) / selling, 1) if selling > 0 else 0.0,
+        "orders_created": sum(len(r.created) for r in results),
+        "latency": {"checkout": latency_summary(full), **{k: latency_summary(v) for k, v in steps.items()}},
+        "out_of_stock": {"answers": len(oos), **{k: v for k, v in latency_summary(oos).items() if k != "count"}},
+        "errors": dict(sorted(errors.items())),
+        "login_failures": sum(r.login_failed for r in results),
+        "cpu": {
+            "machine_cpus": machine_cpus(),
+            # Everything that ran on the machine meanwhile (100 = one core): ours plus anyone else's.
+            "machine_busy_percent": round(100 * machine_busy / elapsed, 1) if machine_busy is not None and elapsed else None,
+            "client_s": round(client_cpu, 2),
+            "client_percent": round(100 * client_cpu / elapsed, 1) if elapsed else 0.0,
+            "server_s": round(server_cpu, 2) if server_cpu is not None else None,
+            "server_percent": round(100 * server_cpu / elapsed, 1) if server_cpu is not None and elapsed else None,
+            "server_processes_percent": per_worker,
+            "postgres_s": round(pg_cpu, 2) if pg_cpu is not None else None,
+            "postgres_percent": round(100 * pg_cpu / elapsed, 1) if pg_cpu is not None and elapsed else None,
+        },
+        "_created": [o for r in results for o in r.created],
+        "_paid": paid,
+    }
+
+
+# ---------------------------------------------------------------- correctness, read from the database
+
+
+def check(setup: Setup, created: list[int], paid: list[tuple[int, int]]) -> dict[str, Any]:
+    """Oversold units, lost orders, double-paid orders and the stock ledger, from the database."""
+    from sqlalchemy import func, select
+
+    from siyu.catalog.service.common import STOCK_KIND, STOCK_OWNER
+    from siyu.db import Database
+    from siyu.ledger import service as ledger
+    from siyu.orders.models import Order, OrderLine
+    from siyu.payments.models import Payment
+
+    database = Database(setup.url)
+    mid = setup.merchant_id
+    try:
+        with database.scope() as session:
+            status_of = dict(session.execute(select(Order.id, Order.status).where(Order.merchant_id == mid)).all())
+            units = session.execute(
+                select(OrderLine.sku_id, Order.status, func.sum(OrderLine.quantity))
+                .join(Order, Order.id == OrderLine.order_id).where(Order.merchant_id == mid)
+                .group_by(OrderLine.sku_id, Order.status)).all()
+            balances = ledger.balances(session, merchant_id=mid, kind=STOCK_KIND, owner_type=STOCK_OWNER,
+                                       owner_ids=list(setup.initial_stock))
+            mismatches = ledger.verify(session, mid, kind=STOCK_KIND)
+            double_paid = session.scalar(select(func.count()).select_from(
+                select(Payment.order_id).where(Payment.merchant_id == mid, Payment.status == "succeeded")
+                .group_by(Payment.order_id).having(func.count() > 1).subquery()))
+            succeeded_sum = session.scalar(select(func.coalesce(func.sum(Payment.amount_cents), 0)).where(
+                Payment.merchant_id == mid, Payment.status == "succeeded"))
+            paid_orders_sum = session.scalar(select(func.coalesce(func.sum(Order.paid_cents), 0)).where(
+                Order.merchant_id == mid, Order.status.in_(PAID_STATUSES)))
+    finally:
+        database.dispose()
+
+    reserved: Counter = Counter()
+    paid_units: Counter = Counter()
+    for sku_id, status, qty in units:
+        if status != "cancelled":
+            reserved[sku_id] += int(qty)
+        if status in PAID_STATUSES:
+            paid_units[sku_id] += int(qty)
+    oversold = 0
+    conservation = 0
+    for sku_id, initial in setup.initial_stock.items():
+        bal = balances.get(sku_id, 0)
+        oversold += max(0, paid_units[sku_id] - initial, reserved[sku_id] - initial, -bal)
+        conservation += initial - reserved[sku_id] != bal
+    missing = [o for o in created if o not in status_of]
+    unpaid_confirmed = [o for o, _p in paid if status_of.get(o) not in PAID_STATUSES]
+    statuses = Counter(status_of.values())
+    hot = setup.hot_sku_id
+    return {
+        "oversold_units": oversold,
+        "lost_orders": len(missing) + len(unpaid_confirmed),
+        "double_paid_orders": int(double_paid or 0),
+        "stock_ledger_mismatches": len(mismatches),
+        "stock_not_conserved_skus": conservation,
+        "payments_sum_equals_paid_orders": int(succeeded_sum or 0) == int(paid_orders_sum or 0),
+        "orders_by_status": dict(sorted(statuses.items())),
+        "hot_sku": {"initial_stock": setup.initial_stock[hot], "stock_left": balances.get(hot, 0),
+                    "paid_units": paid_units[hot], "reserved_units": reserved[hot]},
+    }
+
+
+# ---------------------------------------------------------------- round trips of one checkout
+
+
+def trace_one_checkout(setup: Setup) -> dict[str, Any]:
+    """One checkout (create, pay, confirm) through the app in this process, counting per request the
+    SQL statements sent, the transactions committed and the savepoints taken (event handlers
+    included: they run inline after each commit)."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from siyu.app import create_app
+    from siyu.customers import service as customers
+    from siyu.customers.signin import issue_customer_token
+    from siyu.db import Database, use_database
+
+    database = Database(setup.url)
+    counts = Counter()
+
+    def on(name: str) -> Any:
+        def count(*_args: Any, **_kwargs: Any) -> None:
+            counts[name] += 1
+        return count
+
+    event.listen(database.engine, "before_cursor_execute", on("statements"))
+    event.listen(database.engine, "commit", on("commits"))
+    event.listen(database.engine, "savepoint", on("savepoints"))
+    try:
+        with use_database(database):
+            with database.scope() as session:
+                customer, _ = customers.find_or_create_by_identity(
+                    session, merchant_id=setup.merchant_id, kind="openid", value=f"bench-trace-{uuid.uuid4().hex[:12]}")
+                token = issue_customer_token(session, customer)
+            shop = f"/api/v1/shop/{setup.slug}"
+            steps: dict[str, dict[str, int]] = {}
+            with TestClient(create_app(configure_database=False, database=database)) as client:
+                client.headers["Authorization"] = f"Bearer {token}"
+                client.get(f"{shop}/orders", params={"limit": 1})
+                client.get(f"{shop}/payments/1")
+
+                def step(name: str, path: str, body: Any = None) -> httpx.Response:
+                    before = dict(counts)
+                    answer = client.post(path, json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+                    steps[name] = {k: counts[k] - before.get(k, 0) for k in ("statements", "commits", "savepoints")}
+                    steps[name]["status"] = answer.status_code
+                    return answer
+
+                sku = setup.normal_sku_ids[0]
+                order = step("create", f"{shop}/orders", {"items": [{"sku_id": sku, "quantity": 1}],
+                                                          "fulfilment": {"type": "delivery", "address": ADDRESS}})
+                pay = step("pay", f"{shop}/orders/{order.json()['id']}/pay", {"method": "sandbox"})
+                step("confirm", f"{shop}/payments/{pay.json()['payment_id']}/sandbox-confirm")
+    finally:
+        database.dispose()
+    total = {k: sum(s[k] for s in steps.values()) for k in ("statements", "commits", "savepoints")}
+    return {**steps, "total": total}
+
+
+# ---------------------------------------------------------------- pgbench, the raw database limit
+
+PGBENCH_TABLES = ("siyu_bench_raw_lines", "siyu_bench_raw_orders", "siyu_bench_raw_stock")
+PGBENCH_SCRIPT = """\\set customer random(1, 1000000)
+BEGIN;
+UPDATE siyu_bench_raw_stock SET stock = stock - 1 WHERE id = 1 AND stock >= 1;
+WITH o AS (INSERT INTO siyu_bench_raw_orders (customer_id, status, total_cents, created_at)
+           VALUES (:customer, 'pending_payment', 990, now()) RETURNING id)
+INSERT INTO siyu_bench_raw_lines (order_id, sku_id, quantity, price_cents)
+SELECT id, 1, 1, 990 FROM o UNION ALL SELECT id, 2, 1, 0 FROM o;
+END;
+"""
+
+
+def find_pgbench() -> str | None:
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))
+    return candidates[-1] if candidates else None
+
+
+def _pg_exec(url: str, statements: list[str]) -> None:
+    from sqlalchemy import create_engine, text
+
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for sql in statements:
+                conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def pgbench(url: str, *, clients: int, seconds: int) -> dict[str, Any]:
+    """tps of the raw checkout transaction at `clients` connections, or {"skipped": why}."""
+    from sqlalchemy.engine import make_url
+
+    if _dialect(url) != "postgresql":
+        return {"skipped": "pgbench runs on PostgreSQL only"}
+    exe = find_pgbench()
+    if exe is None:
+        return {"skipped": "pgbench was not found (install the postgresql client package)"}
+    u = make_url(url)
+    drop = f"DROP TABLE IF EXISTS {', '.join(PGBENCH_TABLES)}"
+    _pg_exec(url, [
+        drop,
+        "CREATE TABLE siyu_bench_raw_stock (id bigint PRIMARY KEY, stock bigint NOT NULL)",
+        "CREATE TABLE siyu_bench_raw_orders (id bigserial PRIMARY KEY, customer_id bigint NOT NULL, "
+        "status varchar(20) NOT NULL, total_cents bigint NOT NULL, created_at timestamptz NOT NULL)",
+        "CREATE TABLE siyu_bench_raw_lines (id bigserial PRIMARY KEY, order_id bigint NOT NULL "
+        "REFERENCES siyu_bench_raw_orders (id), sku_id bigint NOT NULL, quantity int NOT NULL, "
+        "price_cents bigint NOT NULL)",
+        "CREATE INDEX ON siyu_bench_raw_lines (order_id)",
+        "INSERT INTO siyu_bench_raw_stock VALUES (1, 1000000000)",
+    ])
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+            f.write(PGBENCH_SCRIPT)
+            script = f.name
+        cmd = [exe, "-n", "-c", str(clients), "-j", str(max(1, min(clients, machine_cpus()))), "-T", str(seconds),
+               "-f", script, "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
+               u.database or "postgres"]
+        env = {**os.environ}
+        if u.password:
+            env["PGPASSWORD"] = u.password
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 120, check=False)
+        os.unlink(script)
+        if done.returncode != 0:
+            return {"skipped": f"pgbench failed: {done.stderr.strip()[:300]}"}
+        tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", done.stdout) or \
+            re.search(r"tps = ([0-9.]+)", done.stdout)
+        latency = re.search(r"latency average = ([0-9.]+) ms", done.stdout)
+        failed = re.search(r"number of failed transactions: (\d+)", done.stdout)
+        return {"tps": round(float(tps.group(1)), 1) if tps else None, "clients": clients, "seconds": seconds,
+                "latency_avg_ms": float(latency.group(1)) if latency else None,
+                "failed_transactions": int(failed.group(1)) if failed else 0,
+                "transaction": "UPDATE stock row conditionally + INSERT order + INSERT 2 lines (scratch tables)"}
+    finally:
+        _pg_exec(url, [drop])
+
+
+# ---------------------------------------------------------------- profiling (optional)
+
+
+class Profiler:
+    """py-spy record of the server (and its worker subprocesses) while the buyers run; `gil_only`
+    samples only threads holding the GIL, i.e. where the server's Python CPU goes."""
+
+    def __init__(self, out: str | None, *, gil_only: bool = False) -> None:
+        self.out, self.gil_only = out, gil_only
+        self.proc: subprocess.Popen | None = None
+        self.info: dict[str, Any] = {}
+
+    def start(self, pid: int, seconds: float) -> None:
+        if not self.out:
+            return
+        exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(exe).exists():
+            self.info["skipped"] = "py-spy is not installed (pip install py-spy)"
+            return
+        fmt = "speedscope" if self.out.endswith(".json") else ("raw" if self.out.endswith(".txt") else "flamegraph")
+        self.info.update({"file": self.out, "format": fmt, "gil_only": self.gil_only})
+        cmd = [exe, "record", "--pid", str(pid), "--subprocesses", "--rate", "200", "--nonblocking",
+               "--duration", str(max(1, int(seconds))), "--format", fmt, "-o", self.out]
+        self.proc = subprocess.Popen(cmd + (["--gil"] if self.gil_only else []), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def finish(self) -> dict[str, Any]:
+        if self.proc is None:
+            return self.info
+        self.proc.send_signal(2)  # SIGINT: py-spy writes what it has when the run ended early
+        try:
+            _out, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _out, err = self.proc.communicate()
+        if not Path(self.out or "").exists():
+            self.info = {"skipped": f"py-spy failed: {(err or '').strip()[:300]}"}
+        return self.info
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+def run(*, mode: str = "flash", buyers: int = 64, workers: int = 2, duration: float = 10.0,
+        checkouts: int | None = None, stock: int = 1000, skus: int = 200, database_url: str | None = None,
+        pgbench_seconds: int = 5, profile: str | None = None, profile_gil: bool = False) -> dict[str, Any]:
+    """Prepare, serve, drive, check, compare with pgbench; the JSON report."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    with bench_url(database_url) as url:
+        setup = prepare(url, stock=stock, skus=skus)
+        profiler = Profiler(profile, gil_only=profile_gil)
+        with server(url, workers=workers) as srv:
+            try:
+                client = drive(srv.base, setup, mode=mode, buyers=buyers, duration=duration, checkouts=checkouts,
+                               server_pids=srv.pids(), on_start=lambda: profiler.start(srv.proc.pid, duration))
+            finally:
+                prof = profiler.finish()
+        created, paid = client.pop("_created"), client.pop("_paid")
+        correctness = check(setup, created, paid)
+        # After the check: the traced checkout is one more order, on a normal SKU.
+        round_trips = trace_one_checkout(setup)
+        raw = pgbench(url, clients=buyers, seconds=pgbench_seconds) if pgbench_seconds > 0 else \
+            {"skipped": "disabled (--pgbench-seconds 0)"}
+    rate = client["paid_checkouts_per_s"]
+    report: dict[str, Any] = {
+        "bench": "checkout",
+        "mode": mode,
+        "database": _dialect(url),
+        "database_source": "given" if database_url else "temporary SQLite file",
+        "merchant": setup.slug,
+        "workers": workers,
+        "buyers": buyers,
+        "duration_s": duration,
+        "checkouts_limit": checkouts,
+        "stock": stock if mode == "flash" else None,
+        "skus": 1 if mode == "flash" else len(setup.normal_sku_ids),
+        **client,
+        "correctness": correctness,
+        "per_checkout_round_trips": round_trips,
+        "pgbench": raw,
+        "ratio_to_pgbench": round(rate / raw["tps"], 3) if raw.get("tps") else None,
+    }
+    if profile:
+        report["profile"] = prof
+    return report
