@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 from siyu.core import clock
 from siyu.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from siyu.core.models import OutboxEvent
+from siyu.core.states import InvalidTransition
 from siyu.payments import service
 from siyu.payments.models import Payment, PaymentNotification, PaymentRefund
 from siyu.payments.providers import register_balance_provider
-from siyu.payments.states import IllegalTransition, assert_transition
+from siyu.payments.states import assert_transition
 from tests.factories.customers import make_customer
 from tests.factories.merchants import make_merchant
 from tests.factories.payments import make_payment, make_refund, next_order_id, sandbox_notification
@@ -102,7 +103,7 @@ def test_start_refuses_bad_method_or_amount(db, shop, method, amount):
 @pytest.mark.parametrize("old, new", [("succeeded", "closed"), ("succeeded", "created"), ("closed", "created"),
                                       ("closed", "failed"), ("created", "created"), ("succeeded", "succeeded")])
 def test_illegal_transitions_are_refused(old, new):
-    with pytest.raises(IllegalTransition) as err:
+    with pytest.raises(InvalidTransition) as err:
         assert_transition(old, new)
     assert err.value.status_code == 409 and err.value.details == {"from": old, "to": new}
 

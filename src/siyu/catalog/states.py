@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from siyu.core.errors import Conflict
+from siyu.core.states import Transitions
 
 
 class ProductStatus(StrEnum):
@@ -28,14 +28,15 @@ TRANSITIONS: dict[ProductStatus, frozenset[ProductStatus]] = {
 }
 
 
+MACHINE = Transitions(ProductStatus, TRANSITIONS, message="A product cannot go from {old} to {new}.",
+                      stay_is_move=False)
+
+
 def can_transition(old: str, new: str) -> bool:
-    return ProductStatus(new) in TRANSITIONS[ProductStatus(old)]
+    return MACHINE.allowed(old, new)
 
 
 def assert_transition(old: str, new: str) -> None:
-    """Raise Conflict when a product cannot move from `old` to `new` (staying put is not a move)."""
-    if old == new:
-        return
-    if not can_transition(old, new):
-        raise Conflict("A product cannot go from {old} to {new}.", code="invalid_transition",
-                       details={"from": old, "to": new}, old=old, new=new)
+    """Raise 409 `invalid_transition` when a product cannot move from `old` to `new` (staying put is
+    not a move)."""
+    MACHINE.check(old, new)

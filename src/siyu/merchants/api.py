@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from siyu.core.auth import Role
 from siyu.core.web import DbSession
 from siyu.merchants import service
 from siyu.merchants.deps import ShopMerchant, Staff
@@ -124,7 +125,7 @@ def update_store(store_id: Id, body: StoreUpdate, session: DbSession, principal:
 
 @router.get("/api/v1/admin/staff")
 def list_staff(session: DbSession, principal: Staff,
-               role: Annotated[str | None, Query(max_length=20)] = None,
+               role: Role | None = None,
                store_id: Annotated[int | None, Query(gt=0, le=2**53)] = None) -> dict:
     rows = service.list_staff(session, actor=principal, role=role, store_id=store_id)
     return {"items": [StaffRead.model_validate(s) for s in rows]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from siyu.core.errors import Conflict
+from siyu.core.states import InvalidTransition, Transitions  # noqa: F401 (re-exported)
 
 
 class OrderStatus(StrEnum):
@@ -56,22 +56,16 @@ REFUNDABLE = frozenset({S.PAID, S.SHIPPED, S.READY_FOR_PICKUP, S.COMPLETED})
 OPEN_PAID = frozenset({S.PAID, S.SHIPPED, S.READY_FOR_PICKUP, S.REFUNDING})
 
 
-class InvalidTransition(Conflict):
-    code = "invalid_transition"
-    message = "This order cannot move from {old} to {new}."
+ORDER_MACHINE = Transitions(OrderStatus, TRANSITIONS, message="This order cannot move from {old} to {new}.")
 
 
 def can_transition(old: str, new: str) -> bool:
-    try:
-        return OrderStatus(new) in TRANSITIONS[OrderStatus(old)]
-    except ValueError:
-        return False
+    return ORDER_MACHINE.allowed(old, new)
 
 
 def assert_transition(old: str, new: str) -> None:
     """Raise InvalidTransition (409 `invalid_transition`) unless an order may move from `old` to `new`."""
-    if not can_transition(old, new):
-        raise InvalidTransition(details={"from": old, "to": new}, old=old, new=new)
+    ORDER_MACHINE.check(old, new)
 
 
 class RefundStatus(StrEnum):
@@ -96,7 +90,9 @@ REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
 }
 
 
+REFUND_MACHINE = Transitions(RefundStatus, REFUND_TRANSITIONS,
+                             message="This refund request cannot move from {old} to {new}.")
+
+
 def assert_refund_transition(old: str, new: str) -> None:
-    if RefundStatus(new) not in REFUND_TRANSITIONS[RefundStatus(old)]:
-        raise InvalidTransition("This refund request cannot move from {old} to {new}.",
-                                details={"from": old, "to": new}, old=old, new=new)
+    REFUND_MACHINE.check(old, new)

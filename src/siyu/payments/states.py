@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from siyu.core.errors import Conflict
+from siyu.core.states import Transitions
 
 
 class PaymentStatus(StrEnum):
@@ -40,21 +40,18 @@ REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
 }
 
 
-class IllegalTransition(Conflict):
-    code = "illegal_transition"
-    message = "This payment cannot move from {old} to {new}."
+PAYMENT_MACHINE = Transitions(PaymentStatus, PAYMENT_TRANSITIONS,
+                              message="This payment cannot move from {old} to {new}.")
+REFUND_MACHINE = Transitions(RefundStatus, REFUND_TRANSITIONS, message="This refund cannot move from {old} to {new}.")
 
 
 def assert_transition(old: str, new: str) -> None:
-    """Raise IllegalTransition unless a payment may move from `old` to `new`."""
-    if PaymentStatus(new) not in PAYMENT_TRANSITIONS[PaymentStatus(old)]:
-        raise IllegalTransition(details={"from": old, "to": new}, old=old, new=new)
+    """Raise 409 `invalid_transition` unless a payment may move from `old` to `new`."""
+    PAYMENT_MACHINE.check(old, new)
 
 
 def assert_refund_transition(old: str, new: str) -> None:
-    if RefundStatus(new) not in REFUND_TRANSITIONS[RefundStatus(old)]:
-        raise IllegalTransition("This refund cannot move from {old} to {new}.", details={"from": old, "to": new},
-                                old=old, new=new)
+    REFUND_MACHINE.check(old, new)
 
 
 def refund_state(amount_cents: int, refunded_cents: int) -> str:
