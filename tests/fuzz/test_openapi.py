@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from sqlalchemy import select, update
 
@@ -53,15 +55,16 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "siyu-demo"
 SHOP = "demo"
 FUZZ_OPENID = "fuzz-customer-openid"
-MAX_EXAMPLES = 20
+# CI runs 25 per operation; a deeper local run: SIYU_FUZZ_MAX_EXAMPLES=300.
+MAX_EXAMPLES = int(os.environ.get("SIYU_FUZZ_MAX_EXAMPLES", "25"))
+# Set to a file path to log every case (operation, status, answer, input) for a look at coverage.
+CASE_LOG = os.environ.get("SIYU_FUZZ_LOG")
 
 # Orders is being reworked by another helper; operations listed here are marked xfail (non-strict)
 # until the failures reported for them are fixed. Keys are "METHOD /path".
-ORDERS_XFAIL: dict[str, str] = {
-    "POST /api/v1/admin/orders/bulk-ship": (
-        "orders.service.lifecycle.bulk_ship_csv: csv.reader over io.StringIO(text) raises _csv.Error "
-        "('new-line character seen in unquoted field') on a lone \\r in the CSV text -> 500"),
-}
+# (POST /api/v1/admin/orders/bulk-ship 500ed on a bare "\r" in the CSV while the suite was written; the
+# generator does not reliably produce that input, so it is pinned in test_orders_findings.py instead.)
+ORDERS_XFAIL: dict[str, str] = {}
 
 import_all_models()
 _schema_app = create_app(configure_database=False)
@@ -218,27 +221,41 @@ def _login_customer(client) -> str:
 
 @dataclass
 class Tokens:
-    admin: str
-    customer: str
-    customer_id: int
+    """The admin's and the customer's bearer tokens. A fuzzed case may end them (a new password for
+    the admin through PATCH /staff/{id}, a revoked token): `refresh()` puts the admin back and
+    signs both in again, so the following cases are not all 401s."""
+
+    env: FuzzEnv
+    admin: str = ""
+    customer: str = ""
+    customer_id: int = 0
+
+    def refresh(self) -> None:
+        from fastapi.testclient import TestClient
+
+        from siyu.merchants.models import Staff
+
+        with self.env.database.scope() as session:
+            session.execute(update(Staff).where(Staff.id == self.env.admin_id)
+                            .values(password_hash=self.env.admin_password_hash, active=True, disabled_at=None))
+        with TestClient(self.env.app, raise_server_exceptions=False) as client:
+            self.admin = _login_admin(client)
+            # WeChat login configured (a fuzzed PATCH may have cleared it), so that POST /auth/wechat
+            # reaches code2session (the fake).
+            r = client.patch("/api/v1/admin/merchant/settings", headers={"Authorization": f"Bearer {self.admin}"},
+                             json={"wechat_miniprogram_appid": "wxfuzz0000000000",
+                                   "wechat_miniprogram_secret": "fuzzsecret"})
+            assert r.status_code == 200, r.text
+            r = _post(client, f"/api/v1/shop/{SHOP}/auth/dev-login", {"openid": FUZZ_OPENID})
+            assert r.status_code == 200, r.text
+            self.customer, self.customer_id = r.json()["access_token"], r.json()["customer"]["id"]
 
 
 @pytest.fixture
 def tokens(fuzz_env: FuzzEnv) -> Tokens:
-    """Fresh tokens for each operation: an earlier operation may have changed the admin's password
-    (PATCH /staff/{id}) or revoked tokens; the admin is put back first."""
-    from fastapi.testclient import TestClient
-
-    from siyu.merchants.models import Staff
-
-    with fuzz_env.database.scope() as session:
-        session.execute(update(Staff).where(Staff.id == fuzz_env.admin_id)
-                        .values(password_hash=fuzz_env.admin_password_hash, active=True, disabled_at=None))
-    with TestClient(fuzz_env.app, raise_server_exceptions=False) as client:
-        admin = _login_admin(client)
-        r = _post(client, f"/api/v1/shop/{SHOP}/auth/dev-login", {"openid": FUZZ_OPENID})
-        assert r.status_code == 200, r.text
-        return Tokens(admin, r.json()["access_token"], r.json()["customer"]["id"])
+    tokens = Tokens(fuzz_env)
+    tokens.refresh()
+    return tokens
 
 
 def _existing_ids(fuzz_env: FuzzEnv, param: str, customer_id: int | None) -> list[int]:
@@ -329,7 +346,89 @@ def test_api(case: schemathesis.Case, fuzz_env: FuzzEnv, tokens: Tokens) -> None
     response = case.call(app=fuzz_env.app, headers=headers)
     case.validate_response(response, checks=[not_a_server_error], headers=headers)
     check_error_shape(case, response)
-    import os
-    if os.environ.get("FUZZ_STATS"):
-        with open(os.environ["FUZZ_STATS"], "a") as f:
+    if response.status_code == 401 and "Authorization" in headers:
+        tokens.refresh()
+    if CASE_LOG:
+        with open(CASE_LOG, "a", encoding="utf-8") as f:
             f.write(f"{fuzz_env.backend}\t{case.operation.method.upper()} {path}\t{response.status_code}\t{response.text[:150]!r}\t{case.path_parameters!r} {case.query!r} {str(case.body)[:200]!r}\n")
+
+
+# ---------------------------------------------------------------- the payment webhook's body
+# The schema declares no body for POST /webhooks/pay/{provider}/{m} (it is read raw), so schemathesis
+# cannot reach past the signature check. Here the sandbox provider's notifications are generated,
+# correctly signed with the demo's sandbox key, with arbitrary values in every field, and sent to it.
+
+_json_leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+_json = st.recursive(_json_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                              max_size=3), max_leaves=6)
+_amount_value = st.integers() | st.sampled_from([0, 1, -1, 2**31, 2**63, 10**30]) | _json_leaf
+
+
+@st.composite
+def _notification(draw: st.DrawFn, out_trade_nos: list[str], amounts: list[int]) -> dict[str, Any]:
+    event = draw(st.sampled_from(["TRANSACTION.SUCCESS", "REFUND.SUCCESS"]) | st.text(max_size=50))
+    fields: dict[str, Any] = {
+        "id": draw(st.text(max_size=80) | _json_leaf),
+        "event_type": event,
+        "out_trade_no": draw(st.sampled_from(out_trade_nos) | _json_leaf) if out_trade_nos else draw(_json_leaf),
+        "transaction_id": draw(_json_leaf),
+        "trade_state": draw(st.just("SUCCESS") | _json_leaf),
+        "amount": draw(st.fixed_dictionaries({}, optional={"total": st.sampled_from(amounts or [1]) | _amount_value,
+                                                           "refund": st.sampled_from(amounts or [1]) | _amount_value,
+                                                           "currency": _json_leaf}) | _json),
+        "out_refund_no": draw(_json_leaf),
+        "refund_id": draw(_json_leaf),
+    }
+    keep = draw(st.sets(st.sampled_from(sorted(fields))))
+    return {k: v for k, v in fields.items() if k in keep or k in ("event_type", "out_trade_no", "amount")}
+
+
+def test_payment_webhook_bodies(fuzz_env: FuzzEnv, tokens: Tokens) -> None:
+    from fastapi.testclient import TestClient
+
+    from siyu.core import clock
+    from siyu.payments.models import Payment
+    from siyu.payments.providers.sandbox import sign
+
+    with TestClient(fuzz_env.app, raise_server_exceptions=False) as client:
+        # one payment left open, so that generated notifications can claim it
+        orders = client.get(f"/api/v1/shop/{SHOP}/orders?status=pending_payment",
+                            headers={"Authorization": f"Bearer {tokens.customer}"}).json().get("items", [])
+        for order in orders[:1]:
+            _post(client, f"/api/v1/shop/{SHOP}/orders/{order['id']}/pay", {"method": "sandbox"}, tokens.customer)
+        with fuzz_env.database.scope() as session:
+            payments = {p.out_trade_no: (p.id, p.amount_cents) for p in session.scalars(
+                select(Payment).where(Payment.merchant_id == fuzz_env.merchant_id))}
+
+        @hypothesis.settings(max_examples=MAX_EXAMPLES * 4, derandomize=True, database=None, deadline=None,
+                             suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
+        @hypothesis.given(payload=_notification(sorted(payments), sorted({a for _, a in payments.values()})), raw=st.booleans() | st.binary(max_size=200),
+                          timestamp=st.none() | st.text(max_size=14) | st.integers(0, 10**12 - 1).map(str)
+                          | st.sampled_from(["0", "253402300799", "253402300800", "999999999999"]))
+        def run(payload: dict[str, Any], raw: bool | bytes, timestamp: str | None) -> None:
+            body = raw if isinstance(raw, bytes) else json.dumps(payload).encode()
+            ts = timestamp if timestamp is not None else str(int(clock.now().timestamp()))
+            ts_header = ts.encode("utf-8")
+            headers = {"Content-Type": "application/json", "Sandbox-Timestamp": ts_header, "Sandbox-Nonce": "fuzz-nonce",
+                       "Sandbox-Signature": sign(fuzz_env.merchant_id, ts, "fuzz-nonce", body)}
+            claimed = payments.get(payload.get("out_trade_no")) if isinstance(payload.get("out_trade_no"), str) else None
+            with fuzz_env.database.scope() as session:
+                before = session.get(Payment, claimed[0]).status if claimed else None
+            r = client.post(f"/webhooks/pay/sandbox/{SHOP}", content=body, headers=headers)
+            if CASE_LOG:
+                with open(CASE_LOG, "a", encoding="utf-8") as f:
+                    f.write(f"{fuzz_env.backend}\tPOST /webhooks/pay/sandbox (signed)\t{r.status_code}\t{r.text[:150]!r}\n")
+            assert r.status_code < 500, r.text
+            if r.status_code >= 400:
+                assert _is_wechat_error(r.json()), r.text
+            else:
+                assert r.json() == {"code": "SUCCESS"}, r.text
+            if claimed and before == "created":
+                with fuzz_env.database.scope() as session:
+                    after = session.get(Payment, claimed[0]).status
+                total = payload.get("amount", {}).get("total") if isinstance(payload.get("amount"), dict) else None
+                if after == "succeeded":
+                    # a payment only succeeds on a notification of exactly its amount
+                    assert total == claimed[1] and not isinstance(total, bool), (payload, r.text)
+
+        run()

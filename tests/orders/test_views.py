@@ -188,12 +188,15 @@ def test_checkout_from_the_cart_with_store_pickup(client, db, merchant, buyer) -
     page = client.get(f"{shop(merchant)}/checkout?type=pickup&lat=39.9&lng=116.4").text
     assert page.index("远店") < page.index("近店") and "留在购物车" not in page
     assert re.search(r'data-testid="payable">¥25.00<', page)
-    # when the customer places the order for pickup at the near store
-    r = client.post(f"{shop(merchant)}/checkout", data={
-        "csrf_token": csrf(page), "idem_key": hidden(page, "idem_key"), "type": "pickup", "store_id": str(near.id),
-        "action": "place"}, follow_redirects=False)
+    # when the customer places the order for pickup at the near store (a double submit)
+    form = {"csrf_token": csrf(page), "idem_key": hidden(page, "idem_key"), "type": "pickup", "store_id": str(near.id),
+            "from_cart": "1", "cart_item": re.findall(r'name="cart_item" value="([^"]+)"', page), "action": "place"}
+    assert sorted(form["cart_item"]) == sorted([f"{tea.id}:2", f"{cup.id}:1"])
+    r = client.post(f"{shop(merchant)}/checkout", data=form, follow_redirects=False)
     assert r.status_code == 303 and "/pay/" in r.headers["location"]
-    # then the order is for pickup there, and only the bought lines left the cart
+    again = client.post(f"{shop(merchant)}/checkout", data=form, follow_redirects=False)
+    assert again.headers["location"] == r.headers["location"]
+    # then one order, for pickup there, and only the bought lines left the cart
     order = db.scalars(select(Order)).one()
     assert (order.fulfilment_type, order.pickup_store_id, order.total_cents) == ("pickup", near.id, 2500)
     assert [ln.sku_id for ln in db.scalars(select(CartLine).where(CartLine.customer_id == buyer.id))] == [left.id]
@@ -250,11 +253,22 @@ def test_checkout_bad_input_is_4xx(client, db, merchant, buyer) -> None:
     r = client.post(f"{shop(merchant)}/checkout", data={"csrf_token": token, "type": "delivery", "sku_id": str(sku.id),
                                                          "address_id": str(theirs.id), "action": "place"})
     assert r.status_code == 422 and 'data-testid="error-address_id"' in r.text
-    # no form token
+    # no form token; mangled cart items
     r = client.post(f"{shop(merchant)}/checkout", data={"type": "delivery", "sku_id": str(sku.id),
                                                          "address_id": str(mine.id)})
     assert r.status_code == 403
+    for bad in ("x:1", f"{sku.id}:0", f"{sku.id}", "1:" + "9" * 40):
+        r = client.post(f"{shop(merchant)}/checkout", data={"csrf_token": token, "from_cart": "1", "cart_item": bad,
+                                                             "address_id": str(mine.id), "action": "place"})
+        assert r.status_code == 422, bad
     assert count(db, Order) == 0
+    # the same form key sent again with other choices: refused, with a fresh key to try again
+    form = {"csrf_token": token, "type": "delivery", "sku_id": str(sku.id), "address_id": str(mine.id),
+            "idem_key": "key-0123456789", "action": "place"}
+    assert client.post(f"{shop(merchant)}/checkout", data=form, follow_redirects=False).status_code == 303
+    r = client.post(f"{shop(merchant)}/checkout", data={**form, "note": "改了"}, follow_redirects=False)
+    assert r.status_code == 422 and hidden(r.text, "idem_key") != "key-0123456789" and 'value="改了"' in r.text
+    assert count(db, Order) == 1
 
 
 def test_orders_list_detail_pay_and_cancel(client, db, merchant, buyer) -> None:
@@ -585,4 +599,32 @@ def test_bulk_ship_upload_reports_each_row(client, db, merchant) -> None:
     r = client.post("/console/orders/bulk-ship", data={"csrf_token": token},
                     files={"file": ("x.csv", b"\xff\xfe\x00\x81\x00", "text/csv")})
     assert r.status_code in (200, 422)
+    d = make_order(db, merchant=merchant, status="paid")
+    r = client.post("/console/orders/bulk-ship", data={"csrf_token": token},
+                    files={"file": ("mac.csv", f"order_no,carrier,tracking_no\r{d.order_no},EMS,EM654321\r".encode(),
+                                    "text/csv")})
+    assert r.status_code == 200 and r.text.count('data-testid="bulk-row"') == 1
+    assert client.post("/console/orders/bulk-ship", data={"csrf_token": token, "csv": 'a,"b\x00'}).status_code < 500
     assert client.post("/console/orders/bulk-ship", data={"csv": "x"}).status_code == 403
+
+
+def test_product_page_adds_to_cart_for_a_signed_in_customer(client, db, merchant, buyer) -> None:
+    # given a product page seen by a visitor and by a signed-in customer
+    sku = make_sku(db, merchant=merchant, price_cents=2500, stock=5)
+    visitor_page = client.get(f"{shop(merchant)}/p/{sku.product_id}").text
+    assert 'data-testid="add-to-cart"' not in visitor_page
+    shop_login(db, client, merchant, buyer)
+    page = client.get(f"{shop(merchant)}/p/{sku.product_id}").text
+    assert 'data-testid="add-to-cart"' in page
+    # when the customer adds two to the cart with the page's form token
+    r = client.post(f"{shop(merchant)}/cart/add", data={"csrf_token": csrf(page), "sku_id": str(sku.id), "quantity": "2"},
+                    follow_redirects=False)
+    # then the cart holds them and no stock moved
+    assert r.status_code == 303
+    line = db.scalars(select(CartLine).where(CartLine.customer_id == buyer.id)).one()
+    assert (line.sku_id, line.quantity) == (sku.id, 2)
+    assert stock(db, sku) == 5
+    # and without the token nothing is added
+    r = client.post(f"{shop(merchant)}/cart/add", data={"sku_id": str(sku.id), "quantity": "1"}, follow_redirects=False)
+    assert r.status_code == 403
+    assert db.scalars(select(CartLine.quantity).where(CartLine.customer_id == buyer.id)).one() == 2

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from siyu.config import get_settings
 from siyu.core.auth import Principal
 from siyu.core.errors import PermissionDenied, Unauthorized
+from siyu.core.templating import templates
 from siyu.core.web import DbSession
 from siyu.customers import signin
 from siyu.merchants.deps import ShopMerchant
@@ -69,3 +70,13 @@ def check_shop_csrf(request: Request, form: Any) -> None:
 
 ShopCustomer = Annotated[Principal, Depends(require_shop_customer)]
 OptionalShopCustomer = Annotated[Principal | None, Depends(optional_shop_customer)]
+
+
+def shop_form_token(request: Request, merchant: Merchant) -> str:
+    """The signed-in customer's H5 form token, or "" for a visitor. Lower domains' shop templates use it
+    (as the Jinja global `shop_form_token`) to post to customer routes, without importing this domain."""
+    raw = request.cookies.get(cookie_name(merchant.slug))
+    return csrf_for(raw) if raw else ""
+
+
+templates.env.globals["shop_form_token"] = shop_form_token

@@ -689,7 +689,7 @@ def bulk_set_stats(session: Session, *, merchant_id: int, stats: dict[int, dict[
     if rows:
         session.execute(update(Customer).execution_options(synchronize_session=False), rows)
     if changes:
-        session.execute(insert(CustomerStatChange), [
+        session.execute(insert(CustomerStatChange.__table__), [
             {"merchant_id": merchant_id, "customer_id": c["customer_id"], "order_id": c["order_id"], "kind": c["kind"],
              "ref_id": c.get("ref_id", 0), "amount_cents": c["amount_cents"], "happened_at": c["happened_at"],
              "created_at": c.get("created_at", c["happened_at"])} for c in changes])

@@ -10,6 +10,7 @@ Every page calls the orders, payments, customers and merchants services; none qu
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import secrets
 from typing import Annotated, Any
@@ -148,7 +149,7 @@ def _cart_page(request: Request, session: Any, customer: Principal, *, flash: st
                flash_kind: str = "ok", status: int = 200) -> Response:
     items = service.list_cart(session, actor=customer)
     return render(request, "orders/shop_cart.html", {
-        "tab": "me", "items": items, "summary": service.cart_summary(items),
+        "tab": "cart", "items": items, "summary": service.cart_summary(items),
         "all_selected": bool(items) and all(i.line.selected for i in items),
         "flash": flash or _flash(request, SHOP_FLASH), "flash_kind": flash_kind,
     }, status_code=status)
@@ -238,6 +239,21 @@ def _checkout_items(session: Any, customer: Principal, values: Any) -> tuple[lis
             raise ValidationFailed("Choose an item and a quantity from 1 to 999.", code="invalid_item") from exc
         assert sku_id is not None
         return [{"sku_id": sku_id, "quantity": quantity}], False
+    posted = [v for v in values.getlist("cart_item") if isinstance(v, str)][:50] if values.get("from_cart") else []
+    if posted:
+        # The cart lines the page showed, carried in the form: what was seen is what is bought, and a
+        # double submit (after the first emptied the cart) replays the first order.
+        items: dict[int, int] = {}
+        try:
+            for value in posted:
+                sku_text, _sep, qty_text = value.partition(":")
+                sku_id, quantity = _int(sku_text), _int(qty_text, high=MAX_QUANTITY)
+                if sku_id is None or quantity is None:
+                    raise ValueError(value)
+                items[sku_id] = quantity
+        except ValueError as exc:
+            raise ValidationFailed("Choose an item and a quantity from 1 to 999.", code="invalid_item") from exc
+        return [{"sku_id": k, "quantity": v} for k, v in items.items()], True
     return service.checkout_items(session, actor=customer), True
 
 
@@ -392,6 +408,8 @@ def shop_checkout_place(request: Request, merchant: ShopMerchant, session: DbSes
     except AppError as exc:
         if exc.status_code >= 500 or exc.status_code in (401, 403):
             raise
+        if exc.code == "idempotency_key_reused":  # the form was sent before with other choices
+            typed["idem_key"] = ""
         lines = service.basket(session, actor=customer, items=items)
         fields = exc.details.get("fields") if isinstance(exc.details, dict) else None
         errors = {k.rsplit(".", 1)[-1]: v for k, v in (fields or {}).items()}
@@ -399,6 +417,8 @@ def shop_checkout_place(request: Request, merchant: ShopMerchant, session: DbSes
             errors["address_id"] = _("Choose a delivery address.")
             typed["address_id"] = ""
         message = _stock_message(exc, {line["sku_id"]: line["title"] for line in lines})
+        if exc.code == "idempotency_key_reused":
+            message = _("This form was already sent with other choices; check them and place the order again.")
         return _checkout_page(request, session, merchant, customer, typed, errors=errors, error=message,
                               status=exc.status_code if exc.status_code != 404 else 422, **page_args)
     if order.status != S.PENDING_PAYMENT:  # nothing to pay: already paid
@@ -729,7 +749,13 @@ def console_bulk_ship(request: Request, session: DbSession, principal: ConsoleSt
     if len(text) > MAX_UPLOAD:
         return _console_list(request, session, principal, bulk_error=_("The file is too large (at most 1 MB)."),
                              status=422)
-    report = service.bulk_ship_csv(session, actor=principal, text=text)
+    # Spreadsheet exports end lines with \r\n or a lone \r; the CSV reader wants \n.
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    try:
+        report = service.bulk_ship_csv(session, actor=principal, text=text)
+    except csv.Error:
+        return _console_list(request, session, principal, status=422,
+                             bulk_error=_("The file is not a CSV text file (UTF-8 or GBK)."))
     return _console_list(request, session, principal, bulk_report=report)
 
 

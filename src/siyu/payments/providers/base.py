@@ -128,9 +128,13 @@ def provider_names() -> tuple[str, ...]:
 
 def parse_timestamp(value: str | None) -> dt.datetime:
     """A Unix-seconds header as an aware datetime; NotificationRejected when missing or garbage."""
-    if not value or not value.isdigit() or len(value) > 12:
+    # isdigit() alone also admits non-ASCII digits ("²"), which int() refuses.
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 12:
         raise NotificationRejected("missing or malformed timestamp")
-    return dt.datetime.fromtimestamp(int(value), dt.UTC)
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # past year 9999
+        raise NotificationRejected("missing or malformed timestamp") from exc
 
 
 def check_fresh(at: dt.datetime, now: dt.datetime) -> None:
