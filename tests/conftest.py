@@ -3,8 +3,10 @@ inside a transaction rolled back at the end (requests and event handlers join it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 
 _tmp = tempfile.mkdtemp(prefix="siyu-test-")
 os.environ.setdefault("SIYU_DEV_LOGIN", "1")
@@ -60,6 +62,20 @@ def fresh_database(backend: str, name: str = "test") -> Database:
     Base.metadata.drop_all(database.engine)
     Base.metadata.create_all(database.engine)
     return database
+
+
+@contextlib.contextmanager
+def committed(backend: str, name: str) -> Iterator[Database]:
+    """A real database whose transactions really commit (racing threads, live servers), emptied
+    afterwards so the rolled-back tests that share the PostgreSQL server start clean."""
+    database = fresh_database(backend, name=name)
+    try:
+        yield database
+    finally:
+        with database.engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+        database.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

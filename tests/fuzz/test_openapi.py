@@ -403,10 +403,12 @@ def test_payment_webhook_bodies(fuzz_env: FuzzEnv, tokens: Tokens) -> None:
         @hypothesis.settings(max_examples=MAX_EXAMPLES * 4, derandomize=True, database=None, deadline=None,
                              suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
         @hypothesis.given(payload=_notification(sorted(payments), sorted({a for _, a in payments.values()})), raw=st.booleans() | st.binary(max_size=200),
-                          timestamp=st.none() | st.text(max_size=14) | st.integers(0, 10**12 - 1).map(str)
-                          | st.sampled_from(["0", "253402300799", "253402300800", "999999999999"]))
+                          timestamp=st.integers(0, 3).flatmap(lambda n: st.none() if n < 3 else (
+                              st.text(max_size=14) | st.integers(0, 10**12 - 1).map(str)
+                              | st.sampled_from(["0", "253402300799", "253402300800", "999999999999"]))))
         def run(payload: dict[str, Any], raw: bool | bytes, timestamp: str | None) -> None:
             body = raw if isinstance(raw, bytes) else json.dumps(payload).encode()
+            # None: now (most cases, so that they get past the freshness check)
             ts = timestamp if timestamp is not None else str(int(clock.now().timestamp()))
             ts_header = ts.encode("utf-8")
             headers = {"Content-Type": "application/json", "Sandbox-Timestamp": ts_header, "Sandbox-Nonce": "fuzz-nonce",

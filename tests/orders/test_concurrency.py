@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 
 from siyu.catalog import service as catalog
 from siyu.customers.signin import issue_customer_token
-from siyu.db import Base, Database, use_database
+from siyu.db import Database, use_database
 from siyu.ledger import service as ledger
 from siyu.ledger.models import LedgerAccount, LedgerEntry
 from siyu.orders.models import Order
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import BACKENDS, committed
 from tests.factories.customers import make_customer
 from tests.factories.merchants import make_merchant
 from tests.factories.orders import checkout_body, make_sku
@@ -29,16 +29,9 @@ UNITS = 50
 
 @pytest.fixture(params=BACKENDS)
 def committed_database(request: pytest.FixtureRequest) -> Database:
-    """A database whose transactions really commit; emptied afterwards so the rolled-back tests that
-    share the PostgreSQL database start clean."""
-    database = fresh_database(request.param, name="orders_race")
-    try:
+    """A real database whose transactions really commit (for racing threads)."""
+    with committed(request.param, "orders_race") as database:
         yield database
-    finally:
-        with database.engine.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
-                conn.execute(table.delete())
-        database.dispose()
 
 
 def _free_port() -> int:

@@ -1,0 +1,93 @@
+"""`siyu bench checkout` end to end with a few buyers for a couple of seconds on SQLite: the shape of
+the report and the correctness checks (numbers are not asserted, only that nothing was oversold,
+lost or paid twice)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from siyu import cli
+from siyu.bench import checkout as bench
+
+KEYS = {"bench", "mode", "database", "database_source", "merchant", "workers", "buyers", "duration_s",
+        "checkouts_limit", "stock", "skus", "seconds", "selling_seconds", "sold_out_after_s", "paid_checkouts",
+        "paid_checkouts_per_s", "orders_created", "latency", "out_of_stock", "errors", "login_failures", "cpu",
+        "correctness", "per_checkout_round_trips", "pgbench", "ratio_to_pgbench"}
+LATENCY_KEYS = {"count", "p50_ms", "p95_ms", "p99_ms", "max_ms"}
+
+
+def _run(*args: str) -> dict:
+    result = CliRunner().invoke(cli.app, ["bench", "checkout", "--workers", "1", "--skus", "12", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def _correct(report: dict) -> None:
+    c = report["correctness"]
+    assert c["oversold_units"] == 0
+    assert c["lost_orders"] == 0
+    assert c["double_paid_orders"] == 0
+    assert c["stock_ledger_mismatches"] == 0
+    assert c["stock_not_conserved_skus"] == 0
+    assert c["payments_sum_equals_paid_orders"] is True
+    assert report["errors"] == {} and report["login_failures"] == 0
+
+
+def test_flash_sale_sells_exactly_the_stock_and_no_more(tmp_path) -> None:
+    # given 3 buyers racing for 8 units on a temporary SQLite database
+    report = _run("--mode", "flash", "--buyers", "3", "--duration", "8", "--stock", "8",
+                  "--output", str(tmp_path / "flash.json"))
+
+    assert set(report) == KEYS
+    assert (report["bench"], report["mode"], report["database"], report["buyers"]) == ("checkout", "flash", "sqlite", 3)
+    assert set(report["latency"]) == {"checkout", "create", "pay", "confirm"}
+    for numbers in report["latency"].values():
+        assert set(numbers) == LATENCY_KEYS
+        assert numbers["p50_ms"] <= numbers["p95_ms"] <= numbers["p99_ms"] <= numbers["max_ms"]
+    # then exactly the stock was sold and paid, and late buyers were told it was out of stock
+    assert report["paid_checkouts"] == 8
+    assert report["sold_out_after_s"] is not None and report["out_of_stock"]["answers"] > 0
+    assert report["correctness"]["hot_sku"] == {"initial_stock": 8, "stock_left": 0, "paid_units": 8,
+                                                "reserved_units": 8}
+    _correct(report)
+    assert report["pgbench"] == {"skipped": "pgbench runs on PostgreSQL only"}
+    assert report["ratio_to_pgbench"] is None
+    # the traced checkout counts the database round trips of each step
+    trips = report["per_checkout_round_trips"]
+    assert {"create", "pay", "confirm", "total"} <= set(trips)
+    assert trips["create"]["status"] == 201 and trips["total"]["statements"] > 0 and trips["total"]["commits"] >= 3
+    assert json.loads((tmp_path / "flash.json").read_text()) == report
+
+
+def test_spread_mode_stops_after_the_asked_checkouts() -> None:
+    report = _run("--mode", "spread", "--buyers", "2", "--duration", "30", "--checkouts", "6")
+
+    assert report["mode"] == "spread" and report["skus"] == 12 and report["stock"] is None
+    assert 6 <= report["paid_checkouts"] <= 7  # the buyer in flight finishes its checkout
+    assert report["out_of_stock"]["answers"] == 0 and report["sold_out_after_s"] is None
+    _correct(report)
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    result = CliRunner().invoke(cli.app, ["bench", "checkout", "--mode", "chaos"])
+    assert result.exit_code == 1
+    assert "--mode must be one of" in result.output
+
+
+def test_pgbench_is_skipped_on_sqlite() -> None:
+    assert bench.pgbench("sqlite:///x.db", clients=2, seconds=1) == {"skipped": "pgbench runs on PostgreSQL only"}
+
+
+@pytest.mark.parametrize("mode", ["flash"])
+def test_check_counts_an_order_the_database_does_not_have_as_lost(mode: str, tmp_path) -> None:
+    # given a prepared bench merchant and a client that believes in an order nobody stored
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    setup = bench.prepare(url, stock=5, skus=2)
+
+    result = bench.check(setup, created=[987654321], paid=[(987654321, 1)])
+
+    assert result["lost_orders"] == 2  # missing, and "paid" but not paid
+    assert result["oversold_units"] == 0 and result["double_paid_orders"] == 0
