@@ -389,8 +389,13 @@ def trace_one_checkout(setup: Setup) -> dict[str, Any]:
     """One checkout (create, pay, confirm) through the app in this process, counting per request the
     SQL statements sent, the transactions committed and the savepoints taken (event handlers
     included: they run inline after each commit)."""
-    from fastapi.testclient import TestClient
+    import warnings
+
     from sqlalchemy import event
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette's note about httpx in its TestClient
+        from fastapi.testclient import TestClient
 
     from siyu.app import create_app
     from siyu.customers import service as customers

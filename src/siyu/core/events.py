@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,11 +74,19 @@ def _jsonable(value: Any) -> Any:
 
 
 def emit(session: Session, name: str, payload: Any, *, merchant_id: int) -> OutboxEvent:
-    """Write the event in the caller's transaction; its handlers run after the commit."""
-    row = OutboxEvent(merchant_id=merchant_id, name=name, payload=_jsonable(payload))
+    """Write the event in the caller's transaction; its handlers run after the commit. An event no
+    handler listens to is written already processed: it stays as the record of what happened and
+    costs no transaction after the commit."""
+    _ensure_handlers_loaded()
+    body = _jsonable(payload)
+    has_handlers = bool(_handlers.get(name))
+    row = OutboxEvent(merchant_id=merchant_id, name=name, payload=body,
+                      processed_at=None if has_handlers else clock.now())
     session.add(row)
     session.flush()
-    session.info.setdefault(PENDING_KEY, []).append(row.id)
+    if has_handlers:
+        session.info.setdefault(PENDING_KEY, []).append(
+            Event(id=row.id, name=name, merchant_id=merchant_id, payload=body))
     return row
 
 
@@ -117,57 +125,76 @@ def _after_rollback(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
 
 
-def schedule(event_ids: list[int]) -> None:
+def schedule(events: list[Event]) -> None:
     from siyu.config import get_settings
 
     if get_settings().events_mode == "huey":
         from siyu.tasks import dispatch_event_task
 
-        for event_id in event_ids:
-            dispatch_event_task(event_id)
+        for ev in events:
+            dispatch_event_task(ev.id)
         return
-    for event_id in event_ids:
-        dispatch(event_id)
+    for ev in events:
+        run_event(ev)
 
 
 def dispatch(event_id: int) -> bool:
-    """Run every handler of one event that has not run yet. True when all have run."""
+    """Run every handler of one stored event that has not run yet (the worker's and the retry tick's
+    entry point). True when all have run."""
     from siyu.db import get_database
 
-    database = get_database()
-    with database.scope() as session:
+    with get_database().scope() as session:
         row = session.get(OutboxEvent, event_id)
         if row is None or row.processed_at is not None:
             return True
         ev = Event(id=row.id, name=row.name, merchant_id=row.merchant_id, payload=dict(row.payload))
+    return run_event(ev)
+
+
+def run_event(ev: Event) -> bool:
+    """Run the event's handlers, each in its own transaction; the last one to succeed also marks the
+    event processed in its transaction, so a one-handler event costs one transaction. A failure is
+    recorded on the event for the retry tick."""
+    from siyu.db import get_database
+
+    database = get_database()
+    handlers = handlers_for(ev.name)
     errors = []
-    for key, fn in handlers_for(ev.name):
+    for index, (key, fn) in enumerate(handlers):
+        last = index == len(handlers) - 1 and not errors
         try:
-            _run_handler(database, ev, key, fn)
+            _run_handler(database, ev, key, fn, mark_processed=last)
         except Exception as exc:  # a failing handler must not stop the others; retried by tick
             log.exception("event handler %s failed on event %s", key, ev.id)
             errors.append(f"{key}: {exc!r}"[:500])
-    with database.scope() as session:
-        row = session.get(OutboxEvent, event_id, with_for_update=True)
-        if row is None:
-            return not errors
-        row.attempts += 1
-        if errors:
-            row.last_error = "\n".join(errors)[:2000]
-        else:
-            row.processed_at = clock.now()
-            row.last_error = None
+    if errors:
+        with database.scope() as session:
+            session.execute(update(OutboxEvent).where(OutboxEvent.id == ev.id).values(
+                attempts=OutboxEvent.attempts + 1, last_error="\n".join(errors)[:2000]))
+    elif not handlers:
+        with database.scope() as session:
+            _mark_processed(session, ev.id)
     return not errors
 
 
-def _run_handler(database: Any, ev: Event, key: str, fn: Handler) -> None:
+def _mark_processed(session: Session, event_id: int) -> None:
+    session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.processed_at.is_(None))
+                    .values(processed_at=clock.now(), attempts=OutboxEvent.attempts + 1, last_error=None))
+
+
+def _run_handler(database: Any, ev: Event, key: str, fn: Handler, *, mark_processed: bool) -> None:
     with database.scope() as session:
         try:
             with session.begin_nested():
                 session.add(EventHandlerRun(merchant_id=ev.merchant_id, event_id=ev.id, handler=key))
         except IntegrityError:
-            return  # already ran (or running and now committed elsewhere)
+            # Already ran (or ran concurrently and committed): nothing to do but the bookkeeping.
+            if mark_processed:
+                _mark_processed(session, ev.id)
+            return
         fn(session, ev)
+        if mark_processed:
+            _mark_processed(session, ev.id)
 
 
 def tick(session: Session, now: dt.datetime) -> int:
@@ -191,8 +218,20 @@ def tick(session: Session, now: dt.datetime) -> int:
     return len(ids)
 
 
+_loaded = False
+
+
+def _ensure_handlers_loaded() -> None:
+    # emit() decides from the registry whether anyone listens, so the registry must be complete even
+    # in a process that never built the app (the CLI, the worker, a script).
+    if not _loaded:
+        load_handlers()
+
+
 def load_handlers() -> None:
     """Import every domain's handlers module so their @handles registrations exist."""
+    global _loaded
+    _loaded = True
     from siyu import DOMAINS, _has_module
 
     for domain in DOMAINS:

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from siyu.core import clock
 from siyu.core.errors import Conflict, ValidationFailed
 from siyu.core.models import IdempotencyKey
 
@@ -43,22 +45,24 @@ def run_idempotent(
     if len(key) > MAX_KEY_LENGTH:
         raise ValidationFailed("The Idempotency-Key header is too long.", code="invalid_idempotency_key")
     fingerprint = request_fingerprint(payload)
+    # One statement claims the key: INSERT … ON CONFLICT DO NOTHING RETURNING id. A racing twin waits
+    # on the unique index (PostgreSQL) or the write lock (SQLite), then finds the row and replays.
+    dialect = session.get_bind().dialect.name
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    claimed = session.scalar(
+        insert_(IdempotencyKey)
+        .values(merchant_id=merchant_id, scope=scope, key=key, request_hash=fingerprint, created_at=clock.now())
+        .on_conflict_do_nothing(index_elements=["merchant_id", "scope", "key"])
+        .returning(IdempotencyKey.id)
+    )
+    if claimed is not None:
+        status, body = fn()
+        session.execute(update(IdempotencyKey).where(IdempotencyKey.id == claimed)
+                        .values(status_code=status, response=body))
+        return JSONResponse(body, status_code=status)
     existing = _find(session, merchant_id, scope, key)
-    if existing is None:
-        try:
-            with session.begin_nested():
-                row = IdempotencyKey(merchant_id=merchant_id, scope=scope, key=key, request_hash=fingerprint)
-                session.add(row)
-        except IntegrityError:
-            existing = _find(session, merchant_id, scope, key)
-            if existing is None:
-                raise
-        else:
-            status, body = fn()
-            row.status_code = status
-            row.response = body
-            session.flush()
-            return JSONResponse(body, status_code=status)
+    if existing is None:  # pragma: no cover - the row that blocked us was rolled back; let the client retry
+        raise Conflict("A request with this Idempotency-Key is still in progress.", code="request_in_progress")
     if existing.request_hash != fingerprint:
         raise ValidationFailed("This Idempotency-Key was used for a different request.", code="idempotency_key_reused")
     if existing.status_code is None:
