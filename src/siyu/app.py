@@ -101,7 +101,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        codes = {404: ("not_found", "Not found."), 405: ("method_not_allowed", "This method is not allowed here."),
+        codes = {400: ("bad_request", "The request body could not be read."),
+                 404: ("not_found", "Not found."), 405: ("method_not_allowed", "This method is not allowed here."),
                  413: ("payload_too_large", "The upload is too large.")}
         code, message = codes.get(exc.status_code, ("http_error", str(exc.detail)))
         err = AppError(message, code=code, status_code=exc.status_code)
@@ -129,6 +130,64 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         err = AppError("Something went wrong on our side.", code="internal_error", status_code=500)
         return JSONResponse(err.to_dict(), status_code=500)
+
+
+MAX_TEXT_BODY = 2 * 1024 * 1024
+_TEXT_TYPES = (b"application/json", b"application/x-www-form-urlencoded")
+
+
+class InputGuardMiddleware:
+    """Refuses, before any handler runs, text that no handler should see: a NUL character in the path,
+    the query or a JSON/form body (PostgreSQL cannot store it and SQLite would store it silently), and
+    JSON/form bodies over 2 MiB. File uploads (multipart) pass untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if b"%00" in scope.get("query_string", b"") or b"%00" in (scope.get("raw_path") or b"") or "\x00" in scope["path"]:
+            await self._refuse(scope, receive, send, 400, "invalid_characters", "Text must not contain NUL characters.")
+            return
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type not in _TEXT_TYPES:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_TEXT_BODY:
+                await self._refuse(scope, receive, send, 413, "payload_too_large", "The request body is too large.")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if b"\x00" in body or b"\\u0000" in body or (content_type == _TEXT_TYPES[1] and b"%00" in body):
+            await self._refuse(scope, receive, send, 400, "invalid_characters", "Text must not contain NUL characters.")
+            return
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str) -> None:
+        err = AppError(message, code=code, status_code=status)
+        await JSONResponse(err.to_dict(), status_code=status)(scope, receive, send)
 
 
 class DatabaseMiddleware:
@@ -202,6 +261,7 @@ def create_app(settings: Settings | None = None, *, configure_database: bool = T
     app = FastAPI(title="siyu", version=__version__, openapi_tags=OPENAPI_TAGS,
                   description="siyu (私域): the self-hosted social-retail platform. Money is integer cents.")
     app.add_middleware(AdmissionMiddleware)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(LocaleMiddleware)
     if database is not None:
         app.add_middleware(DatabaseMiddleware, database=database)

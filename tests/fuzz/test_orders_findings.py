@@ -1,6 +1,5 @@
-"""What the schemathesis suite found in orders, pinned down as plain tests. orders was being reworked
-by another helper at the time, so these are xfail (non-strict) until the lead fixes the cause; each
-reason names it. Remove the mark once the test passes."""
+"""What the schemathesis suite found in orders, pinned down as plain tests: a bare carriage return in a
+bulk-shipping CSV once raised csv.Error (a 500)."""
 
 from __future__ import annotations
 
@@ -11,10 +10,6 @@ from siyu.orders.models import Order
 from tests.factories.merchants import auth_headers, make_merchant, make_staff
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "orders.service.lifecycle.bulk_ship_csv reads csv.reader(io.StringIO(text)): a bare '\\r' inside a row "
-    "raises _csv.Error ('new-line character seen in unquoted field') -> 500. Fix: io.StringIO(text, newline='') "
-    "and/or catch csv.Error as a 422 on the csv field"))
 # The second is what Excel for Mac writes ("CSV (Macintosh)": rows end in a bare \r).
 @pytest.mark.parametrize("text", ["K\U00100d8c\r[x", "order_no,carrier,tracking_no\rSY1,顺丰,SF12345\r"])
 def test_bulk_ship_with_a_bare_carriage_return_is_a_4xx_not_a_500(db, client, text):

@@ -204,9 +204,14 @@ def bulk_ship_csv(session: Session, *, actor: Principal, text: str) -> list[Bulk
     Each row stands alone: a bad row is reported and the others still ship."""
     _require_staff(actor)
     actor.require("orders.fulfil")
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    # newline="" lets the csv module see every line ending (Excel for Mac ends rows with a bare \r).
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     report: list[BulkShipRow] = []
-    for number, raw in enumerate(reader, start=1):
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise field_error("csv", "The file is not valid CSV: {problem}", problem=str(exc)) from exc
+    for number, raw in enumerate(rows, start=1):
         cells = [c.strip() for c in raw]
         if not any(cells):
             continue
