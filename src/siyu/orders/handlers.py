@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from siyu.core import clock
 from siyu.core.events import Event, handles
+from siyu.customers import events as customer_events
 from siyu.orders import service
 from siyu.payments import events as payment_events
 
@@ -26,3 +27,9 @@ def on_payment_succeeded(session: Session, event: Event) -> None:
 def on_payment_refunded(session: Session, event: Event) -> None:
     service.record_provider_refund(session, merchant_id=event.merchant_id,
                                    payment_refund_id=int(event.payload["refund_id"]))
+
+
+@handles(customer_events.CUSTOMER_MERGED)
+def on_customer_merged(session: Session, event: Event) -> None:
+    service.move_customer_rows(session, merchant_id=event.merchant_id, source_id=int(event.payload["source_id"]),
+                               target_id=int(event.payload["target_id"]))

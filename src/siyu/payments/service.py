@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
@@ -554,3 +554,10 @@ def _clean(text: str, max_length: int) -> str:
 def _refund_result(row: PaymentRefund, *, replayed: bool = False) -> RefundResult:
     return RefundResult(refund_id=row.id, payment_id=row.payment_id, amount_cents=row.amount_cents, status=row.status,
                         out_refund_no=row.out_refund_no, error=row.error, replayed=replayed)
+
+
+def move_customer_payments(session: Session, *, merchant_id: int, source_id: int, target_id: int) -> int:
+    """Two customers were merged: the source's payments now belong to the target."""
+    result = session.execute(update(Payment).where(Payment.merchant_id == merchant_id, Payment.customer_id == source_id)
+                             .values(customer_id=target_id))
+    return result.rowcount or 0

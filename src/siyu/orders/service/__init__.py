@@ -51,6 +51,7 @@ from siyu.orders.service.lifecycle import (
     verify_pickup,
     verify_pickup_code,
 )
+from siyu.orders.service.merge import move_customer_rows
 from siyu.orders.service.pages import *  # noqa: F403  (page helpers, see pages.__all__)
 from siyu.orders.service.queries import (
     EXPORT_COLUMNS,
@@ -82,6 +83,7 @@ from siyu.orders.service.refunds import (
 from siyu.orders.service.settings import get_order_settings, update_order_settings
 
 __all__ = [
+    "move_customer_rows",
     "EXPORT_COLUMNS", "BulkShipRow", "CartItem", "OrderDetail", "OrderFilter", "OrderSettings", "OutOfStock",
     "RefundExceedsPaid", "SkuUnavailable", "add_to_cart", "address_snapshot", "after_sales_closes_at",
     "after_sales_days", "apply_payment", "approve_refund", "auto_complete", "breakdown", "build_context",
