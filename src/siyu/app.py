@@ -139,13 +139,14 @@ _TEXT_TYPES = (b"application/json", b"application/x-www-form-urlencoded")
 class InputGuardMiddleware:
     """Refuses, before any handler runs, text that no handler should see: a NUL character in the path,
     the query or a JSON/form body (PostgreSQL cannot store it and SQLite would store it silently), and
-    JSON/form bodies over 2 MiB. File uploads (multipart) pass untouched."""
+    JSON/form bodies over 2 MiB. File uploads (multipart) and inbound webhooks pass untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # Inbound provider callbacks read their raw bytes, log them, and answer in the provider's shape.
+        if scope["type"] != "http" or scope.get("path", "").startswith("/webhooks/"):
             await self.app(scope, receive, send)
             return
         if b"%00" in scope.get("query_string", b"") or b"%00" in (scope.get("raw_path") or b"") or "\x00" in scope["path"]:

@@ -8,10 +8,10 @@ from siyu.core.auth import Role
 from tests.factories.merchants import auth_headers, make_merchant, make_staff, make_store
 
 
-@pytest.mark.parametrize("role", ["a\x00b", "bogus", "BRAND_ADMIN", "x" * 500])
+@pytest.mark.parametrize("role", ["bogus", "BRAND_ADMIN", "x" * 500])
 def test_staff_list_refuses_an_unknown_role_with_422(db, client, role):
-    # given: the role filter used to be any string sent to the database as is; a NUL byte made
-    # PostgreSQL refuse the query (400 "value out of range") while SQLite answered an empty list
+    # given: the role filter used to be any string sent to the database as is (a NUL byte in it is now
+    # refused before any handler runs: tests/core/test_input_guard.py)
     merchant = make_merchant(db)
     admin = make_staff(db, merchant=merchant)
     # when
