@@ -76,7 +76,12 @@ def _error_response(request: Request, status: int, payload: dict[str, Any]) -> R
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    from siyu.customers.deps import ShopLoginRequired
     from siyu.merchants.deps import LoginRequired
+
+    @app.exception_handler(ShopLoginRequired)
+    async def _shop_login_required(request: Request, exc: ShopLoginRequired) -> Response:
+        return RedirectResponse(exc.login_url, status_code=303)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

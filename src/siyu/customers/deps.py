@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 
 from siyu.config import get_settings
 from siyu.core.auth import Principal
-from siyu.core.errors import PermissionDenied, Unauthorized
+from siyu.core.errors import AppError, PermissionDenied, Unauthorized
 from siyu.core.templating import templates
 from siyu.core.web import DbSession
 from siyu.customers import signin
@@ -68,7 +69,47 @@ def check_shop_csrf(request: Request, form: Any) -> None:
         raise PermissionDenied("The form has expired; reload the page.", code="csrf_failed")
 
 
+class ShopLoginRequired(AppError):
+    """An H5 page or form needs a signed-in customer; app.py answers with a redirect to the shop's
+    login page, which comes back to `next` afterwards."""
+
+    status_code = 401
+    code = "login_required"
+    message = "Please sign in."
+
+    def __init__(self, *, slug: str, next_url: str) -> None:
+        super().__init__()
+        self.login_url = f"/shop/{slug}/login?" + urlencode({"next": next_url})
+
+
+def _return_to(request: Request, merchant: Merchant) -> str:
+    """Where to come back after signing in: the page itself, or for a form the page it was on."""
+    home = f"/shop/{merchant.slug}/"
+    if request.method in ("GET", "HEAD"):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = request.headers.get("referer", "")
+    path = "/" + referer.split("://", 1)[1].split("/", 1)[-1] if "://" in referer else referer
+    return path if path.startswith(home) else home
+
+
+def require_shop_page_customer(request: Request, session: DbSession, merchant: ShopMerchant) -> Principal:
+    """H5 pages: the signed-in customer, else a redirect to the login page."""
+    principal = _resolve(request, session, merchant)
+    if principal is None:
+        raise ShopLoginRequired(slug=merchant.slug, next_url=_return_to(request, merchant))
+    return principal
+
+
+async def shop_form(request: Request, _customer: Annotated[Principal, Depends(require_shop_page_customer)]) -> Any:
+    """The posted H5 form of a signed-in customer, after checking its form token."""
+    form = await request.form()
+    check_shop_csrf(request, form)
+    return form
+
+
 ShopCustomer = Annotated[Principal, Depends(require_shop_customer)]
+ShopPageCustomer = Annotated[Principal, Depends(require_shop_page_customer)]
+ShopForm = Annotated[Any, Depends(shop_form)]
 OptionalShopCustomer = Annotated[Principal | None, Depends(optional_shop_customer)]
 
 

@@ -16,7 +16,7 @@ from siyu.core.money import yuan_to_cents
 from siyu.core.templating import render
 from siyu.core.web import DbSession, PostedForm, form_str
 from siyu.customers import service, signin
-from siyu.customers.deps import OptionalShopCustomer, check_shop_csrf, cookie_name
+from siyu.customers.deps import OptionalShopCustomer, ShopForm, ShopPageCustomer, check_shop_csrf, cookie_name
 from siyu.merchants.deps import ConsoleForm, ConsoleStaff, ShopMerchant
 
 router = APIRouter(include_in_schema=False)
@@ -330,20 +330,14 @@ def _me_page(request: Request, session: DbSession, customer: Principal, *, typed
 
 
 @router.get("/shop/{m}/me")
-def shop_me(request: Request, merchant: ShopMerchant, session: DbSession, customer: OptionalShopCustomer) -> Response:
-    if customer is None:
-        return RedirectResponse(f"/shop/{merchant.slug}/login?" + urlencode({"next": f"/shop/{merchant.slug}/me"}),
-                                status_code=303)
+def shop_me(request: Request, merchant: ShopMerchant, session: DbSession, customer: ShopPageCustomer) -> Response:
     flash = _("Saved.") if request.query_params.get("ok") == "saved" else None
     return _me_page(request, session, customer, flash=flash)
 
 
 @router.post("/shop/{m}/me")
-def shop_me_save(request: Request, merchant: ShopMerchant, session: DbSession, customer: OptionalShopCustomer,
-                 form: PostedForm) -> Response:
-    if customer is None:
-        return RedirectResponse(f"/shop/{merchant.slug}/login", status_code=303)
-    check_shop_csrf(request, form)
+def shop_me_save(request: Request, merchant: ShopMerchant, session: DbSession, customer: ShopPageCustomer,
+                 form: ShopForm) -> Response:
     typed = {k: form_str(form, k, max_length=500) for k in ("nickname", "name", "gender", "birthday", "region")}
     try:
         service.update_own_profile(session, actor=customer, **typed)

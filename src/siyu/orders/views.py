@@ -27,8 +27,8 @@ from siyu.core.errors import AppError, NotFound, ValidationFailed
 from siyu.core.i18n import gettext as _
 from siyu.core.privacy import mask_phone
 from siyu.core.templating import render
-from siyu.core.web import DbSession, PostedForm, form_str
-from siyu.customers.deps import OptionalShopCustomer, check_shop_csrf
+from siyu.core.web import DbSession, form_str
+from siyu.customers.deps import ShopForm, ShopPageCustomer
 from siyu.merchants.deps import ConsoleForm, ConsoleStaff, ShopMerchant
 from siyu.merchants.models import Merchant
 from siyu.orders import service
@@ -118,15 +118,6 @@ def _flash(request: Request, messages: dict[str, str]) -> str | None:
     return _(messages[key]) if key in messages else None
 
 
-def _shop_login(merchant: Merchant, target: str) -> Response:
-    return RedirectResponse(f"/shop/{merchant.slug}/login?" + urlencode({"next": target}), status_code=303)
-
-
-def _here(request: Request) -> str:
-    query = request.url.query
-    return request.url.path + (f"?{query}" if query else "")
-
-
 def _stock_message(exc: AppError, titles: dict[int, str]) -> str:
     """A clear sentence for out-of-stock and unavailable items, naming the item."""
     sku_id = exc.details.get("sku_id")
@@ -156,20 +147,15 @@ def _cart_page(request: Request, session: Any, customer: Principal, *, flash: st
 
 
 @router.get("/shop/{m}/cart")
-def shop_cart(request: Request, merchant: ShopMerchant, session: DbSession, customer: OptionalShopCustomer) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/cart")
+def shop_cart(request: Request, merchant: ShopMerchant, session: DbSession, customer: ShopPageCustomer) -> Response:
     if request.query_params.get("err") == "empty":
         return _cart_page(request, session, customer, flash=_("Choose something to buy first."), flash_kind="error")
     return _cart_page(request, session, customer)
 
 
 @router.post("/shop/{m}/cart/add")
-def shop_cart_add(request: Request, merchant: ShopMerchant, session: DbSession, customer: OptionalShopCustomer,
-                  form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/cart")
-    check_shop_csrf(request, form)
+def shop_cart_add(request: Request, merchant: ShopMerchant, session: DbSession, customer: ShopPageCustomer,
+                  form: ShopForm) -> Response:
     try:
         sku_id = _int(form_str(form, "sku_id", max_length=30))
         quantity = _int(form_str(form, "quantity", max_length=30), high=MAX_QUANTITY) or 1
@@ -189,10 +175,7 @@ def shop_cart_add(request: Request, merchant: ShopMerchant, session: DbSession, 
 
 @router.post("/shop/{m}/cart/lines/{line_id}")
 def shop_cart_update(line_id: PathId, request: Request, merchant: ShopMerchant, session: DbSession,
-                     customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/cart")
-    check_shop_csrf(request, form)
+                     customer: ShopPageCustomer, form: ShopForm) -> Response:
     selected_values = [v for v in form.getlist("selected") if isinstance(v, str)]
     selected = None if not selected_values else selected_values[-1] == "1"
     try:
@@ -206,20 +189,14 @@ def shop_cart_update(line_id: PathId, request: Request, merchant: ShopMerchant, 
 
 @router.post("/shop/{m}/cart/lines/{line_id}/remove")
 def shop_cart_remove(line_id: PathId, request: Request, merchant: ShopMerchant, session: DbSession,
-                     customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/cart")
-    check_shop_csrf(request, form)
+                     customer: ShopPageCustomer, form: ShopForm) -> Response:
     service.remove_cart_line(session, line_id, actor=customer)
     return RedirectResponse(f"/shop/{merchant.slug}/cart?ok=removed", status_code=303)
 
 
 @router.post("/shop/{m}/cart/select-all")
 def shop_cart_select_all(request: Request, merchant: ShopMerchant, session: DbSession,
-                         customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/cart")
-    check_shop_csrf(request, form)
+                         customer: ShopPageCustomer, form: ShopForm) -> Response:
     service.select_all(session, actor=customer, selected=form_str(form, "selected") == "1")
     return RedirectResponse(f"/shop/{merchant.slug}/cart?ok=updated", status_code=303)
 
@@ -364,9 +341,7 @@ def _checkout_page(request: Request, session: Any, merchant: Merchant, customer:
 
 @router.get("/shop/{m}/checkout")
 def shop_checkout(request: Request, merchant: ShopMerchant, session: DbSession,
-                  customer: OptionalShopCustomer) -> Response:
-    if customer is None:
-        return _shop_login(merchant, _here(request))
+                  customer: ShopPageCustomer) -> Response:
     typed = _typed_checkout(request.query_params)
     typed["save_address"] = "1"  # new addresses go to the address book unless unticked
     items, from_cart = _checkout_items(session, customer, request.query_params)
@@ -377,10 +352,7 @@ def shop_checkout(request: Request, merchant: ShopMerchant, session: DbSession,
 
 @router.post("/shop/{m}/checkout")
 def shop_checkout_place(request: Request, merchant: ShopMerchant, session: DbSession,
-                        customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/cart")
-    check_shop_csrf(request, form)
+                        customer: ShopPageCustomer, form: ShopForm) -> Response:
     typed = _typed_checkout(form)
     items, from_cart = _checkout_items(session, customer, form)
     if not items:
@@ -432,9 +404,7 @@ def shop_checkout_place(request: Request, merchant: ShopMerchant, session: DbSes
 
 @router.get("/shop/{m}/orders")
 def shop_orders(request: Request, merchant: ShopMerchant, session: DbSession,
-                customer: OptionalShopCustomer) -> Response:
-    if customer is None:
-        return _shop_login(merchant, _here(request))
+                customer: ShopPageCustomer) -> Response:
     status = request.query_params.get("status", "")
     status = status if status in SHOP_TABS else ""
     cursor = (request.query_params.get("cursor") or "")[:200] or None
@@ -488,17 +458,12 @@ def _shop_order_page(request: Request, session: Any, customer: Principal, order_
 
 @router.get("/shop/{m}/orders/{order_id}")
 def shop_order(order_id: PathId, request: Request, merchant: ShopMerchant, session: DbSession,
-               customer: OptionalShopCustomer) -> Response:
-    if customer is None:
-        return _shop_login(merchant, _here(request))
+               customer: ShopPageCustomer) -> Response:
     return _shop_order_page(request, session, customer, order_id)
 
 
-def _shop_order_action(request: Request, merchant: Merchant, session: Any, customer: Principal | None, form: Any,
+def _shop_order_action(request: Request, merchant: Merchant, session: Any, customer: Principal,
                        order_id: int, action: Any, ok: str) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/orders/{order_id}")
-    check_shop_csrf(request, form)
     try:
         action()
     except AppError as exc:
@@ -511,10 +476,7 @@ def _shop_order_action(request: Request, merchant: Merchant, session: Any, custo
 
 @router.post("/shop/{m}/orders/{order_id}/pay")
 def shop_order_pay(order_id: PathId, request: Request, merchant: ShopMerchant, session: DbSession,
-                   customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/orders/{order_id}")
-    check_shop_csrf(request, form)
+                   customer: ShopPageCustomer, form: ShopForm) -> Response:
     try:
         url = service.sandbox_pay_url(session, order_id, actor=customer, slug=merchant.slug)
     except AppError as exc:
@@ -527,24 +489,21 @@ def shop_order_pay(order_id: PathId, request: Request, merchant: ShopMerchant, s
 
 @router.post("/shop/{m}/orders/{order_id}/cancel")
 def shop_order_cancel(order_id: PathId, request: Request, merchant: ShopMerchant, session: DbSession,
-                      customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    return _shop_order_action(request, merchant, session, customer, form, order_id,
+                      customer: ShopPageCustomer, form: ShopForm) -> Response:
+    return _shop_order_action(request, merchant, session, customer, order_id,
                               lambda: service.cancel_order(session, order_id, actor=customer), "cancelled")
 
 
 @router.post("/shop/{m}/orders/{order_id}/confirm-receipt")
 def shop_order_confirm(order_id: PathId, request: Request, merchant: ShopMerchant, session: DbSession,
-                       customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    return _shop_order_action(request, merchant, session, customer, form, order_id,
+                       customer: ShopPageCustomer, form: ShopForm) -> Response:
+    return _shop_order_action(request, merchant, session, customer, order_id,
                               lambda: service.confirm_receipt(session, order_id, actor=customer), "received")
 
 
 @router.post("/shop/{m}/orders/{order_id}/refunds")
 def shop_refund_request(order_id: PathId, request: Request, merchant: ShopMerchant, session: DbSession,
-                        customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/orders/{order_id}")
-    check_shop_csrf(request, form)
+                        customer: ShopPageCustomer, form: ShopForm) -> Response:
     detail = service.order_detail(session, order_id, actor=customer)  # 404 for another customer's order
     typed = {"reason": form_str(form, "reason", max_length=1000)}
     errors: dict[str, str] = {}
@@ -592,18 +551,13 @@ def _addresses_page(request: Request, session: Any, customer: Principal, *, type
 
 @router.get("/shop/{m}/addresses")
 def shop_addresses(request: Request, merchant: ShopMerchant, session: DbSession,
-                   customer: OptionalShopCustomer) -> Response:
-    if customer is None:
-        return _shop_login(merchant, _here(request))
+                   customer: ShopPageCustomer) -> Response:
     return _addresses_page(request, session, customer)
 
 
 @router.post("/shop/{m}/addresses")
 def shop_address_create(request: Request, merchant: ShopMerchant, session: DbSession,
-                        customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/addresses")
-    check_shop_csrf(request, form)
+                        customer: ShopPageCustomer, form: ShopForm) -> Response:
     typed = {k: form_str(form, k, max_length=300) for k in ADDRESS_FIELDS}
     typed["is_default"] = "1" if form_str(form, "is_default") == "1" else ""
     address, errors = _parse_address(typed)
@@ -622,20 +576,14 @@ def shop_address_create(request: Request, merchant: ShopMerchant, session: DbSes
 
 @router.post("/shop/{m}/addresses/{address_id}/default")
 def shop_address_default(address_id: PathId, request: Request, merchant: ShopMerchant, session: DbSession,
-                         customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/addresses")
-    check_shop_csrf(request, form)
+                         customer: ShopPageCustomer, form: ShopForm) -> Response:
     service.update_address(session, address_id, actor=customer, is_default=True)
     return RedirectResponse(f"/shop/{merchant.slug}/addresses?ok=address_default", status_code=303)
 
 
 @router.post("/shop/{m}/addresses/{address_id}/delete")
 def shop_address_delete(address_id: PathId, request: Request, merchant: ShopMerchant, session: DbSession,
-                        customer: OptionalShopCustomer, form: PostedForm) -> Response:
-    if customer is None:
-        return _shop_login(merchant, f"/shop/{merchant.slug}/addresses")
-    check_shop_csrf(request, form)
+                        customer: ShopPageCustomer, form: ShopForm) -> Response:
     service.delete_address(session, address_id, actor=customer)
     return RedirectResponse(f"/shop/{merchant.slug}/addresses?ok=address_deleted", status_code=303)
 

@@ -4,7 +4,7 @@ and detail (/console/payments…)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
@@ -13,8 +13,8 @@ from siyu.core import clock
 from siyu.core.errors import AppError
 from siyu.core.i18n import gettext as _
 from siyu.core.templating import render
-from siyu.core.web import DbSession, PostedForm
-from siyu.customers.deps import OptionalShopCustomer, check_shop_csrf
+from siyu.core.web import DbSession
+from siyu.customers.deps import ShopForm, ShopPageCustomer
 from siyu.merchants.deps import ConsoleStaff, ShopMerchant
 from siyu.merchants.models import Merchant
 from siyu.payments import service
@@ -48,27 +48,17 @@ def _pay_page(request: Request, merchant: Merchant, payment: Payment, *, error: 
     }, status_code=status_code)
 
 
-def _login_redirect(merchant: Merchant, payment_id: int) -> Response:
-    target = f"/shop/{merchant.slug}/pay/{payment_id}"
-    return RedirectResponse(f"/shop/{merchant.slug}/login?next={quote(target)}", status_code=303)
-
-
 @router.get("/shop/{m}/pay/{payment_id}")
-def pay_page(payment_id: PaymentId, request: Request, merchant: ShopMerchant, customer: OptionalShopCustomer,
+def pay_page(payment_id: PaymentId, request: Request, merchant: ShopMerchant, customer: ShopPageCustomer,
              session: DbSession) -> Response:
-    if customer is None:
-        return _login_redirect(merchant, payment_id)
     payment = service.get_payment(session, merchant_id=merchant.id, payment_id=payment_id,
                                   customer_id=customer.subject_id)
     return _pay_page(request, merchant, payment)
 
 
 @router.post("/shop/{m}/pay/{payment_id}")
-def pay_confirm(payment_id: PaymentId, request: Request, merchant: ShopMerchant, customer: OptionalShopCustomer,
-                session: DbSession, form: PostedForm) -> Response:
-    if customer is None:
-        return _login_redirect(merchant, payment_id)
-    check_shop_csrf(request, form)
+def pay_confirm(payment_id: PaymentId, request: Request, merchant: ShopMerchant, customer: ShopPageCustomer,
+                session: DbSession, form: ShopForm) -> Response:
     try:
         payment = service.sandbox_confirm(session, merchant=merchant, payment_id=payment_id,
                                           customer_id=customer.subject_id)
