@@ -1,10 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import http.server
-import json
-import threading
-import urllib.parse
 from typing import Any
 
 import pytest
@@ -13,6 +9,7 @@ from siyu.config import get_settings
 from siyu.core.auth import Role
 from siyu.merchants.models import Agent, Merchant, Staff, Store
 from tests.factories.merchants import make_agent, make_merchant, make_staff, make_store
+from tests.fakes import INVALID_CODE, JsonServer
 
 
 @dataclasses.dataclass
@@ -49,38 +46,12 @@ def org(db) -> Org:
     )
 
 
-class FakeWechat:
-    """A local stand-in for api.weixin.qq.com: answers /sns/jscode2session from `answers` by code."""
+class FakeWechat(JsonServer):
+    """A local stand-in for WeChat's API: answers /sns/jscode2session from `answers` by code."""
 
     def __init__(self) -> None:
         self.answers: dict[str, Any] = {}
-        self.requests: list[dict[str, list[str]]] = []
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                url = urllib.parse.urlparse(self.path)
-                params = urllib.parse.parse_qs(url.query)
-                fake.requests.append({"path": [url.path], **params})
-                answer = fake.answers.get(params.get("js_code", [""])[0], {"errcode": 40029, "errmsg": "invalid code"})
-                body = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(lambda _path, params: self.answers.get(params.get("js_code", [""])[0], INVALID_CODE))
 
 
 @pytest.fixture

@@ -32,11 +32,8 @@ Exclusions (each for a reason, nothing else is left out):
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
-import threading
-import urllib.parse
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,6 +50,7 @@ from sqlalchemy import select, update
 from siyu.app import create_app
 from siyu.db import Base, Database, import_all_models
 from tests.conftest import BACKENDS, committed
+from tests.fakes import INVALID_CODE, JsonServer
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "siyu-demo"
@@ -144,42 +142,20 @@ def _prepare_orders(client, admin_token: str, customer_token: str, notes: list[s
             notes.append(f"sandbox confirm: {confirm.status_code} {confirm.text[:200]}")
 
 
-class FakeWechat:
-    """code2session on 127.0.0.1: codes starting with "0" are refused (errcode 40029), any other code
-    signs in as an openid derived from it. Without it the WeChat login would answer 503 (unreachable)."""
-
-    def __init__(self) -> None:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                code = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).get("js_code", [""])[0]
-                if not code or code.startswith("0"):
-                    answer: dict[str, Any] = {"errcode": 40029, "errmsg": "invalid code"}
-                else:
-                    answer = {"openid": "wx-" + hashlib.sha256(code.encode()).hexdigest()[:24], "session_key": "k"}
-                body = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def _code2session(_path: str, params: dict[str, list[str]]) -> dict[str, Any]:
+    """Codes starting with "0" are refused (errcode 40029); any other code signs in as an openid derived
+    from it. Without this fake the WeChat login would answer 503 (unreachable)."""
+    code = params.get("js_code", [""])[0]
+    if not code or code.startswith("0"):
+        return INVALID_CODE
+    return {"openid": "wx-" + hashlib.sha256(code.encode()).hexdigest()[:24], "session_key": "k"}
 
 
 @pytest.fixture(scope="module")
-def fake_wechat() -> Iterator[FakeWechat]:
+def fake_wechat() -> Iterator[JsonServer]:
     from siyu.config import get_settings
 
-    fake = FakeWechat()
+    fake = JsonServer(_code2session)
     settings = get_settings()
     original = settings.wechat_api_base
     settings.wechat_api_base = fake.url
@@ -189,7 +165,7 @@ def fake_wechat() -> Iterator[FakeWechat]:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def fuzz_env(request: pytest.FixtureRequest, fake_wechat: FakeWechat) -> FuzzEnv:
+def fuzz_env(request: pytest.FixtureRequest, fake_wechat: JsonServer) -> FuzzEnv:
     from fastapi.testclient import TestClient
 
     from siyu.demo import seed_demo
