@@ -20,8 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
@@ -80,14 +81,16 @@ def emit(session: Session, name: str, payload: Any, *, merchant_id: int) -> Outb
     _ensure_handlers_loaded()
     body = _jsonable(payload)
     has_handlers = bool(_handlers.get(name))
-    row = OutboxEvent(merchant_id=merchant_id, name=name, payload=body,
-                      processed_at=None if has_handlers else clock.now())
-    session.add(row)
-    session.flush()
+    now = clock.now()
+    values = {"merchant_id": merchant_id, "name": name, "payload": body, "created_at": now,
+              "processed_at": None if has_handlers else now, "attempts": 0, "last_error": None}
+    # One Core INSERT … RETURNING id (the session autoflushes its pending changes first, so the
+    # event is still written after what it reports); the row returned is a plain, unattached copy.
+    event_id = session.execute(insert(OutboxEvent).values(values).returning(OutboxEvent.id)).scalar_one()
     if has_handlers:
         session.info.setdefault(PENDING_KEY, []).append(
-            Event(id=row.id, name=name, merchant_id=merchant_id, payload=body))
-    return row
+            Event(id=event_id, name=name, merchant_id=merchant_id, payload=body))
+    return OutboxEvent(id=event_id, **values)
 
 
 # Set by Database.scope(): its session's events are dispatched by the scope once the session is closed
@@ -184,10 +187,16 @@ def _mark_processed(session: Session, event_id: int) -> None:
 
 def _run_handler(database: Any, ev: Event, key: str, fn: Handler, *, mark_processed: bool) -> None:
     with database.scope() as session:
-        try:
-            with session.begin_nested():
-                session.add(EventHandlerRun(merchant_id=ev.merchant_id, event_id=ev.id, handler=key))
-        except IntegrityError:
+        # One INSERT … ON CONFLICT DO NOTHING on (event, handler); a concurrent runner's insert waits
+        # for ours to commit or roll back, as the unique index makes it.
+        insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        claimed = session.execute(
+            insert_(EventHandlerRun)
+            .values(merchant_id=ev.merchant_id, event_id=ev.id, handler=key, ran_at=clock.now())
+            .on_conflict_do_nothing(index_elements=["event_id", "handler"])
+            .returning(EventHandlerRun.id)
+        ).first()
+        if claimed is None:
             # Already ran (or ran concurrently and committed): nothing to do but the bookkeeping.
             if mark_processed:
                 _mark_processed(session, ev.id)
