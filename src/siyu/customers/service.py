@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Select, case, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -81,6 +83,19 @@ def get_customer(session: Session, customer_id: int, *, actor: Principal, lock: 
     if not _valid_id(customer_id):
         raise NotFound()
     return get_scoped(session, Customer, customer_id, actor, lock=lock)
+
+
+def assignment_of(session: Session, *, merchant_id: int, customer_id: int) -> tuple[int | None, int | None]:
+    """The customer's (owner_id, store_id), in one column query (no ORM object): what an order
+    records about who serves the customer. NotFound outside the merchant."""
+    if not _valid_id(customer_id):
+        raise NotFound()
+    stmt = scoped(select(Customer.owner_id, Customer.store_id).where(Customer.id == customer_id), Customer,
+                  system_principal(merchant_id))
+    row = session.execute(stmt).first()
+    if row is None:
+        raise NotFound()
+    return row[0], row[1]
 
 
 def resolve_merged(session: Session, customer: Customer) -> Customer:
@@ -611,12 +626,16 @@ def _stat_change(session: Session, *, merchant_id: int, customer_id: int, order_
     if customer is None or customer.merchant_id != merchant_id:
         raise NotFound()
     customer = resolve_merged(session, customer)
-    try:
-        with session.begin_nested():
-            session.add(CustomerStatChange(merchant_id=merchant_id, customer_id=customer.id, order_id=order_id,
-                                           kind=kind, ref_id=ref_id, amount_cents=amount_cents, happened_at=at))
-            session.flush()
-    except IntegrityError:
+    # One INSERT … ON CONFLICT DO NOTHING on (merchant, order, kind, ref): no row back = already applied.
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    inserted = session.execute(
+        insert_(CustomerStatChange)
+        .values(merchant_id=merchant_id, customer_id=customer.id, order_id=order_id, kind=kind, ref_id=ref_id,
+                amount_cents=amount_cents, happened_at=at, created_at=clock.now())
+        .on_conflict_do_nothing(index_elements=["merchant_id", "order_id", "kind", "ref_id"])
+        .returning(CustomerStatChange.id)
+    ).first()
+    if inserted is None:
         return None
     return customer
 
