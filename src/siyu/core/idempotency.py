@@ -58,7 +58,7 @@ def run_idempotent(
     if claimed is not None:
         status, body = fn()
         session.execute(update(IdempotencyKey).where(IdempotencyKey.id == claimed)
-                        .values(status_code=status, response=body))
+                        .values(status_code=status, response=body).execution_options(synchronize_session=False))
         return JSONResponse(body, status_code=status)
     existing = _find(session, merchant_id, scope, key)
     if existing is None:  # pragma: no cover - the row that blocked us was rolled back; let the client retry

@@ -152,14 +152,15 @@ def place_order(session: Session, *, actor: Principal, request: CheckoutRequest,
     of work then rolls back and nothing is kept. An order with nothing to pay is paid at once."""
     customer_id = _customer_id(actor)
     ctx, _skus = build_context(session, actor=actor, request=request)
-    customer = customers.get_customer(session, customer_id, actor=system_principal(actor.merchant_id))
+    owner_id, customer_store_id = customers.assignment_of(session, merchant_id=actor.merchant_id,
+                                                          customer_id=customer_id)
     settings = settings_from(ctx.settings)
     now = clock.now()
     fulfilment = ctx.fulfilment
     order = Order(
         merchant_id=actor.merchant_id, order_no=new_order_no(now), customer_id=customer_id,
-        owner_id=customer.owner_id,
-        store_id=fulfilment.store_id if fulfilment.type == "pickup" else customer.store_id,
+        owner_id=owner_id,
+        store_id=fulfilment.store_id if fulfilment.type == "pickup" else customer_store_id,
         status=OrderStatus.PENDING_PAYMENT.value, fulfilment_type=fulfilment.type, fulfilment=fulfilment.snapshot(),
         pickup_store_id=fulfilment.store_id, leader_id=fulfilment.leader_id,
         subtotal_cents=ctx.subtotal_cents, adjustments_cents=ctx.adjustments_cents,
