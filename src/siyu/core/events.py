@@ -84,9 +84,11 @@ def emit(session: Session, name: str, payload: Any, *, merchant_id: int) -> Outb
     now = clock.now()
     values = {"merchant_id": merchant_id, "name": name, "payload": body, "created_at": now,
               "processed_at": None if has_handlers else now, "attempts": 0, "last_error": None}
-    # One Core INSERT … RETURNING id (the session autoflushes its pending changes first, so the
-    # event is still written after what it reports); the row returned is a plain, unattached copy.
-    event_id = session.execute(insert(OutboxEvent).values(values).returning(OutboxEvent.id)).scalar_one()
+    # One plain Core INSERT … RETURNING id on the session's connection, after the session's pending
+    # changes (the event is written after what it reports); the row returned is an unattached copy.
+    session.flush()
+    table = OutboxEvent.__table__
+    event_id = session.connection().execute(insert(table).values(values).returning(table.c.id)).scalar_one()
     if has_handlers:
         session.info.setdefault(PENDING_KEY, []).append(
             Event(id=event_id, name=name, merchant_id=merchant_id, payload=body))
@@ -181,8 +183,10 @@ def run_event(ev: Event) -> bool:
 
 
 def _mark_processed(session: Session, event_id: int) -> None:
-    session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.processed_at.is_(None))
-                    .values(processed_at=clock.now(), attempts=OutboxEvent.attempts + 1, last_error=None))
+    session.flush()
+    table = OutboxEvent.__table__
+    session.connection().execute(update(table).where(table.c.id == event_id, table.c.processed_at.is_(None))
+                                 .values(processed_at=clock.now(), attempts=table.c.attempts + 1, last_error=None))
 
 
 def _run_handler(database: Any, ev: Event, key: str, fn: Handler, *, mark_processed: bool) -> None:
@@ -190,11 +194,12 @@ def _run_handler(database: Any, ev: Event, key: str, fn: Handler, *, mark_proces
         # One INSERT … ON CONFLICT DO NOTHING on (event, handler); a concurrent runner's insert waits
         # for ours to commit or roll back, as the unique index makes it.
         insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        claimed = session.execute(
-            insert_(EventHandlerRun)
+        runs = EventHandlerRun.__table__
+        claimed = session.connection().execute(
+            insert_(runs)
             .values(merchant_id=ev.merchant_id, event_id=ev.id, handler=key, ran_at=clock.now())
             .on_conflict_do_nothing(index_elements=["event_id", "handler"])
-            .returning(EventHandlerRun.id)
+            .returning(runs.c.id)
         ).first()
         if claimed is None:
             # Already ran (or ran concurrently and committed): nothing to do but the bookkeeping.

@@ -628,12 +628,13 @@ def _stat_change(session: Session, *, merchant_id: int, customer_id: int, order_
     customer = resolve_merged(session, customer)
     # One INSERT … ON CONFLICT DO NOTHING on (merchant, order, kind, ref): no row back = already applied.
     insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    inserted = session.execute(
-        insert_(CustomerStatChange)
+    changes = CustomerStatChange.__table__
+    inserted = session.connection().execute(
+        insert_(changes)
         .values(merchant_id=merchant_id, customer_id=customer.id, order_id=order_id, kind=kind, ref_id=ref_id,
                 amount_cents=amount_cents, happened_at=at, created_at=clock.now())
         .on_conflict_do_nothing(index_elements=["merchant_id", "order_id", "kind", "ref_id"])
-        .returning(CustomerStatChange.id)
+        .returning(changes.c.id)
     ).first()
     if inserted is None:
         return None
@@ -651,7 +652,7 @@ def record_paid_order(session: Session, *, merchant_id: int, customer_id: int, o
     at = literal(paid_at, UTCDateTime())
     amount = literal(amount_cents)
     is_latest = or_(Customer.last_purchase_at.is_(None), Customer.last_purchase_at <= at)
-    session.execute(
+    session.connection().execute(
         update(Customer).where(Customer.id == customer.id, Customer.merchant_id == merchant_id).values(
             paid_orders=Customer.paid_orders + 1,
             total_spent_cents=Customer.total_spent_cents + amount,

@@ -140,14 +140,18 @@ def post_new(session: Session, *, merchant_id: int, kind: str, owner_type: str, 
     if not isinstance(delta, int) or isinstance(delta, bool) or abs(delta) > MAX_AMOUNT:
         raise ValidationFailed("The amount is out of range.", code="invalid_amount")
     now = clock.now()
-    row = session.execute(
-        update(LedgerAccount)
-        .where(LedgerAccount.merchant_id == merchant_id, LedgerAccount.kind == kind,
-               LedgerAccount.owner_type == owner_type, LedgerAccount.owner_id == owner_id,
-               LedgerAccount.balance + delta >= 0)
-        .values(balance=LedgerAccount.balance + delta, updated_at=now)
-        .returning(LedgerAccount.id, LedgerAccount.balance)
-        .execution_options(synchronize_session=False)
+    # Plain Core on the session's connection (no ORM statement layer); what the session has pending
+    # goes out first, so the account's row lock is still the last one taken.
+    session.flush()
+    conn = session.connection()
+    accounts = LedgerAccount.__table__
+    row = conn.execute(
+        update(accounts)
+        .where(accounts.c.merchant_id == merchant_id, accounts.c.kind == kind,
+               accounts.c.owner_type == owner_type, accounts.c.owner_id == owner_id,
+               accounts.c.balance + delta >= 0)
+        .values(balance=accounts.c.balance + delta, updated_at=now)
+        .returning(accounts.c.id, accounts.c.balance)
     ).first()
     if row is None:
         return post(session, merchant_id=merchant_id, kind=kind, owner_type=owner_type, owner_id=owner_id,
@@ -158,7 +162,7 @@ def post_new(session: Session, *, merchant_id: int, kind: str, owner_type: str, 
     if loaded is not None:
         set_committed_value(loaded, "balance", new_balance)
         set_committed_value(loaded, "updated_at", now)
-    session.execute(insert(LedgerEntry).values(
+    conn.execute(insert(LedgerEntry.__table__).values(
         merchant_id=merchant_id, account_id=account_id, delta=delta, balance_after=new_balance, reason=reason[:40],
         note=(note or "")[:500], idempotency_key=idempotency_key, ref_type=ref_type, ref_id=ref_id,
         actor_type=actor.kind if actor else "system", actor_id=actor.subject_id if actor else None, created_at=now,
