@@ -20,8 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
@@ -80,14 +81,18 @@ def emit(session: Session, name: str, payload: Any, *, merchant_id: int) -> Outb
     _ensure_handlers_loaded()
     body = _jsonable(payload)
     has_handlers = bool(_handlers.get(name))
-    row = OutboxEvent(merchant_id=merchant_id, name=name, payload=body,
-                      processed_at=None if has_handlers else clock.now())
-    session.add(row)
+    now = clock.now()
+    values = {"merchant_id": merchant_id, "name": name, "payload": body, "created_at": now,
+              "processed_at": None if has_handlers else now, "attempts": 0, "last_error": None}
+    # One plain Core INSERT … RETURNING id on the session's connection, after the session's pending
+    # changes (the event is written after what it reports); the row returned is an unattached copy.
     session.flush()
+    table = OutboxEvent.__table__
+    event_id = session.connection().execute(insert(table).values(values).returning(table.c.id)).scalar_one()
     if has_handlers:
         session.info.setdefault(PENDING_KEY, []).append(
-            Event(id=row.id, name=name, merchant_id=merchant_id, payload=body))
-    return row
+            Event(id=event_id, name=name, merchant_id=merchant_id, payload=body))
+    return OutboxEvent(id=event_id, **values)
 
 
 # Set by Database.scope(): its session's events are dispatched by the scope once the session is closed
@@ -178,16 +183,25 @@ def run_event(ev: Event) -> bool:
 
 
 def _mark_processed(session: Session, event_id: int) -> None:
-    session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.processed_at.is_(None))
-                    .values(processed_at=clock.now(), attempts=OutboxEvent.attempts + 1, last_error=None))
+    session.flush()
+    table = OutboxEvent.__table__
+    session.connection().execute(update(table).where(table.c.id == event_id, table.c.processed_at.is_(None))
+                                 .values(processed_at=clock.now(), attempts=table.c.attempts + 1, last_error=None))
 
 
 def _run_handler(database: Any, ev: Event, key: str, fn: Handler, *, mark_processed: bool) -> None:
     with database.scope() as session:
-        try:
-            with session.begin_nested():
-                session.add(EventHandlerRun(merchant_id=ev.merchant_id, event_id=ev.id, handler=key))
-        except IntegrityError:
+        # One INSERT … ON CONFLICT DO NOTHING on (event, handler); a concurrent runner's insert waits
+        # for ours to commit or roll back, as the unique index makes it.
+        insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        runs = EventHandlerRun.__table__
+        claimed = session.connection().execute(
+            insert_(runs)
+            .values(merchant_id=ev.merchant_id, event_id=ev.id, handler=key, ran_at=clock.now())
+            .on_conflict_do_nothing(index_elements=["event_id", "handler"])
+            .returning(runs.c.id)
+        ).first()
+        if claimed is None:
             # Already ran (or ran concurrently and committed): nothing to do but the bookkeeping.
             if mark_processed:
                 _mark_processed(session, ev.id)

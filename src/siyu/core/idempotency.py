@@ -49,16 +49,18 @@ def run_idempotent(
     # on the unique index (PostgreSQL) or the write lock (SQLite), then finds the row and replays.
     dialect = session.get_bind().dialect.name
     insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-    claimed = session.scalar(
-        insert_(IdempotencyKey)
+    # Plain Core on the session's connection (these statements need nothing from the ORM).
+    keys = IdempotencyKey.__table__
+    claimed = session.connection().execute(
+        insert_(keys)
         .values(merchant_id=merchant_id, scope=scope, key=key, request_hash=fingerprint, created_at=clock.now())
         .on_conflict_do_nothing(index_elements=["merchant_id", "scope", "key"])
-        .returning(IdempotencyKey.id)
-    )
+        .returning(keys.c.id)
+    ).scalar()
     if claimed is not None:
         status, body = fn()
-        session.execute(update(IdempotencyKey).where(IdempotencyKey.id == claimed)
-                        .values(status_code=status, response=body))
+        session.connection().execute(update(keys).where(keys.c.id == claimed).values(status_code=status,
+                                                                                     response=body))
         return JSONResponse(body, status_code=status)
     existing = _find(session, merchant_id, scope, key)
     if existing is None:  # pragma: no cover - the row that blocked us was rolled back; let the client retry

@@ -11,8 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Select, case, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from siyu.core import audit, clock
 from siyu.core.auth import Principal, Role, get_scoped, scoped, system_principal
@@ -81,6 +84,19 @@ def get_customer(session: Session, customer_id: int, *, actor: Principal, lock: 
     if not _valid_id(customer_id):
         raise NotFound()
     return get_scoped(session, Customer, customer_id, actor, lock=lock)
+
+
+def assignment_of(session: Session, *, merchant_id: int, customer_id: int) -> tuple[int | None, int | None]:
+    """The customer's (owner_id, store_id), in one column query (no ORM object): what an order
+    records about who serves the customer. NotFound outside the merchant."""
+    if not _valid_id(customer_id):
+        raise NotFound()
+    stmt = scoped(select(Customer.owner_id, Customer.store_id).where(Customer.id == customer_id), Customer,
+                  system_principal(merchant_id))
+    row = session.execute(stmt).first()
+    if row is None:
+        raise NotFound()
+    return row[0], row[1]
 
 
 def resolve_merged(session: Session, customer: Customer) -> Customer:
@@ -603,37 +619,60 @@ def iter_csv(rows: list[list[str]]) -> Iterator[str]:
 
 
 def _stat_change(session: Session, *, merchant_id: int, customer_id: int, order_id: int, kind: str, ref_id: int,
-                 amount_cents: int, at: dt.datetime) -> Customer | None:
-    """Record that a change was applied; None when it already was (or the customer is unknown)."""
+                 amount_cents: int, at: dt.datetime) -> int | None:
+    """Record that a change was applied: the id of the customer to count it on (merges followed);
+    None when it already was. NotFound when the customer is not the merchant's."""
     if not _valid_id(order_id) or amount_cents < 0 or at.tzinfo is None:
         raise ValueError("order_id must be a positive id, amount_cents >= 0 and the time aware")
-    customer = session.get(Customer, customer_id) if _valid_id(customer_id) else None
-    if customer is None or customer.merchant_id != merchant_id:
+    if not _valid_id(customer_id):
         raise NotFound()
-    customer = resolve_merged(session, customer)
-    try:
-        with session.begin_nested():
-            session.add(CustomerStatChange(merchant_id=merchant_id, customer_id=customer.id, order_id=order_id,
-                                           kind=kind, ref_id=ref_id, amount_cents=amount_cents, happened_at=at))
-            session.flush()
-    except IntegrityError:
+    # Columns only (no ORM object): the merchant and the merge chain, as resolve_merged follows it.
+    row = session.execute(select(Customer.merchant_id, Customer.merged_into_id).where(Customer.id == customer_id)
+                          ).first()
+    if row is None or row.merchant_id != merchant_id:
+        raise NotFound()
+    target, merged_into, seen = customer_id, row.merged_into_id, set()
+    while merged_into is not None and target not in seen:
+        seen.add(target)
+        nxt = session.execute(select(Customer.merged_into_id).where(Customer.id == merged_into)).first()
+        if nxt is None:
+            break
+        target, merged_into = merged_into, nxt.merged_into_id
+    # One INSERT … ON CONFLICT DO NOTHING on (merchant, order, kind, ref): no row back = already applied.
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    changes = CustomerStatChange.__table__
+    inserted = session.connection().execute(
+        insert_(changes)
+        .values(merchant_id=merchant_id, customer_id=target, order_id=order_id, kind=kind, ref_id=ref_id,
+                amount_cents=amount_cents, happened_at=at, created_at=clock.now())
+        .on_conflict_do_nothing(index_elements=["merchant_id", "order_id", "kind", "ref_id"])
+        .returning(changes.c.id)
+    ).first()
+    if inserted is None:
         return None
-    return customer
+    return target
+
+
+def _expire_loaded(session: Session, customer_id: int) -> None:
+    """A Core UPDATE changed the customer's row: a copy the session holds must be read again."""
+    loaded = session.identity_map.get(identity_key(Customer, customer_id))
+    if loaded is not None:
+        session.expire(loaded)
 
 
 def record_paid_order(session: Session, *, merchant_id: int, customer_id: int, order_id: int, amount_cents: int,
                       paid_at: dt.datetime) -> bool:
     """Count a paid order in the customer's stats (one UPDATE). Idempotent per order: True when
     applied, False when this order was already counted."""
-    customer = _stat_change(session, merchant_id=merchant_id, customer_id=customer_id, order_id=order_id,
-                            kind="paid", ref_id=0, amount_cents=amount_cents, at=paid_at)
-    if customer is None:
+    target = _stat_change(session, merchant_id=merchant_id, customer_id=customer_id, order_id=order_id,
+                          kind="paid", ref_id=0, amount_cents=amount_cents, at=paid_at)
+    if target is None:
         return False
     at = literal(paid_at, UTCDateTime())
     amount = literal(amount_cents)
     is_latest = or_(Customer.last_purchase_at.is_(None), Customer.last_purchase_at <= at)
-    session.execute(
-        update(Customer).where(Customer.id == customer.id, Customer.merchant_id == merchant_id).values(
+    session.connection().execute(
+        update(Customer).where(Customer.id == target, Customer.merchant_id == merchant_id).values(
             paid_orders=Customer.paid_orders + 1,
             total_spent_cents=Customer.total_spent_cents + amount,
             first_purchase_at=case((or_(Customer.first_purchase_at.is_(None), Customer.first_purchase_at > at), at),
@@ -643,7 +682,7 @@ def record_paid_order(session: Session, *, merchant_id: int, customer_id: int, o
             max_order_cents=case((Customer.max_order_cents < amount, amount), else_=Customer.max_order_cents),
         ).execution_options(synchronize_session=False)
     )
-    session.expire(customer)
+    _expire_loaded(session, target)
     return True
 
 
@@ -651,17 +690,17 @@ def record_refund(session: Session, *, merchant_id: int, customer_id: int, order
                   refunded_at: dt.datetime, refund_id: int | None = None) -> bool:
     """Take a refund off the customer's net spend (one UPDATE). Idempotent per order, or per
     refund when an order has several (pass `refund_id`)."""
-    customer = _stat_change(session, merchant_id=merchant_id, customer_id=customer_id, order_id=order_id,
-                            kind="refund", ref_id=refund_id or 0, amount_cents=amount_cents, at=refunded_at)
-    if customer is None:
+    target = _stat_change(session, merchant_id=merchant_id, customer_id=customer_id, order_id=order_id,
+                          kind="refund", ref_id=refund_id or 0, amount_cents=amount_cents, at=refunded_at)
+    if target is None:
         return False
     session.execute(
-        update(Customer).where(Customer.id == customer.id, Customer.merchant_id == merchant_id).values(
+        update(Customer).where(Customer.id == target, Customer.merchant_id == merchant_id).values(
             total_spent_cents=Customer.total_spent_cents - amount_cents,
             refunded_cents=Customer.refunded_cents + amount_cents,
         ).execution_options(synchronize_session=False)
     )
-    session.expire(customer)
+    _expire_loaded(session, target)
     return True
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from siyu.core import clock
 from siyu.core.auth import Principal
@@ -124,6 +125,49 @@ def post(session: Session, *, merchant_id: int, kind: str, owner_type: str, owne
     session.add(entry)
     session.flush()
     return entry
+
+
+def post_new(session: Session, *, merchant_id: int, kind: str, owner_type: str, owner_id: int, delta: int,
+             reason: str, idempotency_key: str, note: str = "", ref_type: str | None = None,
+             ref_id: int | None = None, actor: Principal | None = None) -> int:
+    """`post` for a key that cannot have been used yet (it names a row created in this transaction,
+    e.g. `order:{new id}:reserve:{sku}`), in two Core statements: the conditional UPDATE of the
+    account found by its owner (… RETURNING id, balance) and the INSERT of the entry. No replay
+    check: a reused key still fails on the unique constraint. Returns the balance after. Falls back
+    to `post` when the account does not exist yet or the balance is short (which then raises)."""
+    if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
+        raise ValidationFailed("The idempotency key is missing or too long.", code="invalid_idempotency_key")
+    if not isinstance(delta, int) or isinstance(delta, bool) or abs(delta) > MAX_AMOUNT:
+        raise ValidationFailed("The amount is out of range.", code="invalid_amount")
+    now = clock.now()
+    # Plain Core on the session's connection (no ORM statement layer); what the session has pending
+    # goes out first, so the account's row lock is still the last one taken.
+    session.flush()
+    conn = session.connection()
+    accounts = LedgerAccount.__table__
+    row = conn.execute(
+        update(accounts)
+        .where(accounts.c.merchant_id == merchant_id, accounts.c.kind == kind,
+               accounts.c.owner_type == owner_type, accounts.c.owner_id == owner_id,
+               accounts.c.balance + delta >= 0)
+        .values(balance=accounts.c.balance + delta, updated_at=now)
+        .returning(accounts.c.id, accounts.c.balance)
+    ).first()
+    if row is None:
+        return post(session, merchant_id=merchant_id, kind=kind, owner_type=owner_type, owner_id=owner_id,
+                    delta=delta, reason=reason, idempotency_key=idempotency_key, note=note, ref_type=ref_type,
+                    ref_id=ref_id, actor=actor).balance_after
+    account_id, new_balance = row
+    loaded = session.identity_map.get(identity_key(LedgerAccount, account_id))
+    if loaded is not None:
+        set_committed_value(loaded, "balance", new_balance)
+        set_committed_value(loaded, "updated_at", now)
+    conn.execute(insert(LedgerEntry.__table__).values(
+        merchant_id=merchant_id, account_id=account_id, delta=delta, balance_after=new_balance, reason=reason[:40],
+        note=(note or "")[:500], idempotency_key=idempotency_key, ref_type=ref_type, ref_id=ref_id,
+        actor_type=actor.kind if actor else "system", actor_id=actor.subject_id if actor else None, created_at=now,
+    ))
+    return int(new_balance)
 
 
 def open_accounts(session: Session, *, merchant_id: int, kind: str, owner_type: str, opening: Mapping[int, int],

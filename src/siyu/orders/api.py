@@ -227,8 +227,8 @@ class OrderCreate(CheckoutRequest):
 def shop_order_create(body: OrderCreate, merchant: ShopMerchant, customer: ShopCustomer, session: DbSession,
                       idempotency_key: IdempotencyKeyHeader = None) -> JSONResponse:
     def create() -> tuple[int, dict[str, Any]]:
-        order = service.create_order(session, actor=customer, request=body, from_cart=body.from_cart)
-        return 201, order_read(order, service.order_lines(session, order.id), viewer=customer)
+        order, lines = service.place_order(session, actor=customer, request=body, from_cart=body.from_cart)
+        return 201, order_read(order, lines, viewer=customer)
 
     return run_idempotent(session, merchant_id=merchant.id, scope=f"orders.create:customer:{customer.customer_id}",
                           key=idempotency_key, payload=body.model_dump(mode="json"), fn=create)

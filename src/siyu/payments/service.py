@@ -169,10 +169,18 @@ def start_payment(
         status=PaymentStatus.CREATED.value, out_trade_no="T" + secrets.token_hex(15), provider_data={},
         created_at=now, expires_at=expires_at or now + DEFAULT_EXPIRY,
     )
-    session.add(payment)
-    session.flush()
-    payment.out_trade_no = f"P{clock.local(now):%Y%m%d}{payment.id:012d}"
-    session.flush()
+    prefix = f"P{clock.local(now):%Y%m%d}"
+    if session.get_bind().dialect.name == "postgresql":
+        # The id from the table's sequence first, so the row goes out once with its out_trade_no.
+        payment.id = session.scalar(select(func.nextval(func.pg_get_serial_sequence("payments", "id"))))
+        payment.out_trade_no = f"{prefix}{payment.id:012d}"
+        session.add(payment)
+        session.flush()
+    else:
+        session.add(payment)
+        session.flush()
+        payment.out_trade_no = f"{prefix}{payment.id:012d}"
+        session.flush()
 
     started = provider.create(session, payment, StartContext(merchant=merchant, payer_openid=payer_openid,
                                                              client_ip=client_ip))
@@ -304,6 +312,7 @@ def handle_notification(
     provider: str,
     headers: Mapping[str, str],
     body: bytes,
+    locked: Payment | None = None,
 ) -> NotificationOutcome:
     """Verify and apply one provider notification; log it whatever happens.
 
@@ -314,7 +323,8 @@ def handle_notification(
     already `closed` (its order expired or was cancelled) still marks it succeeded and emits
     payment.succeeded: the money was taken, so it is recorded, and orders refunds it automatically
     because its order is cancelled. Never raises for a bad notification: the caller must commit so
-    that the log row is kept.
+    that the log row is kept. `locked`: a payment whose row the caller already holds locked (in
+    this transaction); when the notification names it, it is not looked up and locked again.
     """
     lower = {str(k).lower(): str(v) for k, v in headers.items()}
     entry = PaymentNotification(
@@ -354,7 +364,10 @@ def handle_notification(
         return finish("ignored", 200, f"event {note.event_type} not handled")
 
     payment = None
-    if note.out_trade_no:
+    if locked is not None and note.out_trade_no and locked.merchant_id == merchant.id \
+            and locked.out_trade_no == note.out_trade_no:
+        payment = locked
+    elif note.out_trade_no:
         payment = session.scalars(
             select(Payment).where(Payment.merchant_id == merchant.id, Payment.out_trade_no == note.out_trade_no)
             .with_for_update().execution_options(populate_existing=True)
@@ -429,7 +442,8 @@ def sandbox_confirm(session: Session, *, merchant: Merchant, payment_id: int, cu
     if payment.expires_at is not None and payment.expires_at <= clock.now():
         raise Conflict("This payment has expired; start again from the order.", code="payment_expired")
     headers, body = sandbox_provider.build_paid_notification(payment)
-    outcome = handle_notification(session, merchant=merchant, provider="sandbox", headers=headers, body=body)
+    outcome = handle_notification(session, merchant=merchant, provider="sandbox", headers=headers, body=body,
+                                  locked=payment)
     if outcome.outcome not in ("paid", "paid_late"):
         raise Conflict("The payment could not be confirmed.", code="confirm_failed",
                        details={"outcome": outcome.outcome})

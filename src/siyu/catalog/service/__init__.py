@@ -35,6 +35,7 @@ from siyu.catalog.service.stock import (
     OutOfStock,
     adjust_stock,
     post_stock,
+    reserve_new,
     set_stock,
     stock_entries,
     stock_of,
@@ -46,6 +47,6 @@ __all__ = [
     "count_products", "create_category", "create_product", "delete_category", "get_category", "get_product",
     "get_shop_product", "get_sku", "get_skus_for_checkout", "import_products_csv", "list_categories",
     "list_products", "list_shop_products", "low_stock_skus", "post_stock", "product_view", "product_views",
-    "save_upload", "set_stock", "spec_key", "spec_text", "stock_entries", "stock_of", "update_category",
+    "reserve_new", "save_upload", "set_stock", "spec_key", "spec_text", "stock_entries", "stock_of", "update_category",
     "update_product", "update_sku",
 ]

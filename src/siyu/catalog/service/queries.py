@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from siyu.catalog.models import Product, Sku
 from siyu.catalog.service.common import STOCK_KIND, STOCK_OWNER, spec_text
-from siyu.catalog.service.stock import stock_of
 from siyu.catalog.states import ProductStatus
 from siyu.core.auth import scoped, system_principal
 from siyu.ledger import service as ledger
@@ -46,16 +45,19 @@ def get_skus_for_checkout(session: Session, *, merchant_id: int, sku_ids: Iterab
     ids = [i for i in dict.fromkeys(sku_ids) if isinstance(i, int) and 0 < i < 2**62]
     if not ids:
         return {}
-    stmt = scoped(select(Sku, Product).join(Product, Product.id == Sku.product_id), Sku, system_principal(merchant_id))
+    # The stock comes in the same query (the ledger's balance expression: 0 without an account).
+    stock = ledger.balance_expression(merchant_id=merchant_id, kind=STOCK_KIND, owner_type=STOCK_OWNER,
+                                      owner_id=Sku.id)
+    stmt = scoped(select(Sku, Product, stock).join(Product, Product.id == Sku.product_id), Sku,
+                  system_principal(merchant_id))
     rows = list(session.execute(stmt.where(Sku.id.in_(ids))))
-    stock = stock_of(session, merchant_id=merchant_id, sku_ids=[s.id for s, _ in rows])
     return {
         s.id: SkuInfo(sku_id=s.id, product_id=p.id, title=p.title, spec=dict(s.spec or {}),
                       spec_text=spec_text(s.spec or {}), price_cents=s.price_cents,
                       list_price_cents=s.list_price_cents, weight_g=s.weight_g, code=s.code,
                       image=(p.images or [None])[0], product_status=p.status, active=s.active,
-                      stock=stock.get(s.id, 0))
-        for s, p in rows
+                      stock=int(qty or 0))
+        for s, p, qty in rows
     }
 
 

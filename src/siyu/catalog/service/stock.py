@@ -52,6 +52,22 @@ def post_stock(session: Session, *, merchant_id: int, sku_id: int, delta: int, r
                                   "requested": -delta}) from exc
 
 
+def reserve_new(session: Session, *, merchant_id: int, sku_id: int, quantity: int, idempotency_key: str,
+                note: str = "", ref_type: str | None = None, ref_id: int | None = None,
+                actor: Principal | None = None) -> int:
+    """Take `quantity` for a row created in this transaction (a new order): the key cannot exist
+    yet, so the stock moves in two statements (`ledger.post_new`). Returns the stock left; raises
+    OutOfStock, moving nothing, when short."""
+    try:
+        return ledger.post_new(session, merchant_id=merchant_id, kind=STOCK_KIND, owner_type=STOCK_OWNER,
+                               owner_id=sku_id, delta=-quantity, reason="order_reserve",
+                               idempotency_key=idempotency_key, note=note, ref_type=ref_type, ref_id=ref_id,
+                               actor=actor)
+    except ledger.InsufficientBalance as exc:
+        raise OutOfStock(details={"sku_id": sku_id, "stock": exc.details.get("balance", 0),
+                                  "requested": quantity}) from exc
+
+
 def _check_reason(reason: str) -> None:
     if reason not in MANUAL_STOCK_REASONS:
         raise field_error("reason", "Choose a reason for the stock change.")

@@ -21,7 +21,14 @@ from siyu.orders.service.cart import (
     select_all,
     update_cart_line,
 )
-from siyu.orders.service.checkout import breakdown, build_context, create_order, new_order_no, preview
+from siyu.orders.service.checkout import (
+    breakdown,
+    build_context,
+    create_order,
+    new_order_no,
+    place_order,
+    preview,
+)
 from siyu.orders.service.common import (
     OrderSettings,
     OutOfStock,
@@ -88,7 +95,7 @@ __all__ = [
     "RefundExceedsPaid", "SkuUnavailable", "add_to_cart", "address_snapshot", "after_sales_closes_at",
     "after_sales_days", "apply_payment", "approve_refund", "auto_complete", "breakdown", "build_context",
     "bulk_ship_csv", "cancel_order", "cart_summary", "change_status", "checkout_items", "complete_order",
-    "complete_refund", "confirm_receipt", "create_address", "create_order", "default_address", "delete_address",
+    "complete_refund", "confirm_receipt", "create_address", "create_order", "place_order", "default_address", "delete_address",
     "expire_unpaid", "export_rows", "find_by_order_no", "get_address", "get_cart_line", "get_order",
     "get_order_settings", "get_refund", "history_of", "iter_csv", "lines_of", "list_addresses", "list_cart",
     "list_orders", "list_refunds", "new_order_no", "order_detail", "order_lines", "order_settings", "pay_order",

@@ -140,20 +140,27 @@ def preview(session: Session, *, actor: Principal, request: CheckoutRequest) -> 
 
 
 def create_order(session: Session, *, actor: Principal, request: CheckoutRequest, from_cart: bool = False) -> Order:
-    """Place an order: price it, write the order and its snapshot lines, then reserve stock with one
+    """Place an order (see `place_order`)."""
+    return place_order(session, actor=actor, request=request, from_cart=from_cart)[0]
+
+
+def place_order(session: Session, *, actor: Principal, request: CheckoutRequest,
+                from_cart: bool = False) -> tuple[Order, list[OrderLine]]:
+    """Place an order and return it with its lines (in id order): price it, write the order and its snapshot lines, then reserve stock with one
     conditional decrement per SKU (in SKU-id order, the hot rows locked last), so stock never goes
     below zero. Raises 409 `out_of_stock` (details: sku_id) when a SKU is short; the caller's unit
     of work then rolls back and nothing is kept. An order with nothing to pay is paid at once."""
     customer_id = _customer_id(actor)
     ctx, _skus = build_context(session, actor=actor, request=request)
-    customer = customers.get_customer(session, customer_id, actor=system_principal(actor.merchant_id))
+    owner_id, customer_store_id = customers.assignment_of(session, merchant_id=actor.merchant_id,
+                                                          customer_id=customer_id)
     settings = settings_from(ctx.settings)
     now = clock.now()
     fulfilment = ctx.fulfilment
     order = Order(
         merchant_id=actor.merchant_id, order_no=new_order_no(now), customer_id=customer_id,
-        owner_id=customer.owner_id,
-        store_id=fulfilment.store_id if fulfilment.type == "pickup" else customer.store_id,
+        owner_id=owner_id,
+        store_id=fulfilment.store_id if fulfilment.type == "pickup" else customer_store_id,
         status=OrderStatus.PENDING_PAYMENT.value, fulfilment_type=fulfilment.type, fulfilment=fulfilment.snapshot(),
         pickup_store_id=fulfilment.store_id, leader_id=fulfilment.leader_id,
         subtotal_cents=ctx.subtotal_cents, adjustments_cents=ctx.adjustments_cents,
@@ -176,10 +183,10 @@ def create_order(session: Session, *, actor: Principal, request: CheckoutRequest
          "paid_cents": line.amount_cents, "refunded_quantity": 0, "refunded_cents": 0}
         for line in ctx.lines
     ]
-    line_ids = list(session.scalars(insert(OrderLine).returning(OrderLine.id, sort_by_parameter_order=True), line_rows))
-    event_line_list = [ev.EventLine(order_line_id=lid, sku_id=row["sku_id"], product_id=row["product_id"],
-                                    quantity=row["quantity"], paid_cents=row["paid_cents"])
-                       for lid, row in zip(line_ids, line_rows, strict=True)]
+    order_lines = list(session.scalars(insert(OrderLine).returning(OrderLine, sort_by_parameter_order=True),
+                                       line_rows))
+    event_line_list = [ev.EventLine(order_line_id=line.id, sku_id=line.sku_id, product_id=line.product_id,
+                                    quantity=line.quantity, paid_cents=line.paid_cents) for line in order_lines]
     add_history(session, order, from_status=None, to_status=order.status, actor=actor, at=now)
     emit(session, ev.ORDER_CREATED, ev.OrderCreated(
         order_id=order.id, order_no=order.order_no, customer_id=customer_id, owner_id=order.owner_id,
@@ -194,13 +201,14 @@ def create_order(session: Session, *, actor: Principal, request: CheckoutRequest
     if order.payable_cents == 0:
         apply_payment(session, order, payment_id=None, amount_cents=0, paid_at=now, actor=actor,
                       note="Nothing to pay.")
-    return order
+    return order, order_lines
 
 
 def reserve_stock(session: Session, order: Order, wanted: list[tuple[int, int]], *, actor: Principal | None) -> None:
-    """One conditional decrement per SKU through the stock ledger, in SKU-id order."""
+    """One conditional decrement per SKU through the stock ledger, in SKU-id order. The order is
+    new in this transaction, so its reserve keys are too (`catalog.reserve_new`: two statements)."""
     for sku_id, quantity in sorted(wanted):
-        catalog.post_stock(session, merchant_id=order.merchant_id, sku_id=sku_id, delta=-quantity,
-                           reason="order_reserve", idempotency_key=f"order:{order.id}:reserve:{sku_id}",
-                           note=order.order_no, ref_type="order", ref_id=order.id, actor=actor)
+        catalog.reserve_new(session, merchant_id=order.merchant_id, sku_id=sku_id, quantity=quantity,
+                            idempotency_key=f"order:{order.id}:reserve:{sku_id}", note=order.order_no,
+                            ref_type="order", ref_id=order.id, actor=actor)
 

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from siyu.catalog import service as catalog
@@ -125,11 +125,15 @@ def event_lines(lines: list[OrderLine]) -> list[ev.EventLine]:
 def add_history(session: Session, order: Order, *, from_status: str | None, to_status: str,
                 actor: Principal | None, note: str = "", at: dt.datetime | None = None) -> OrderHistory:
     actor_type, actor_id = actor_fields(actor)
-    row = OrderHistory(merchant_id=order.merchant_id, order_id=order.id, from_status=from_status,
-                       to_status=to_status, actor_type=actor_type, actor_id=actor_id, note=note[:500],
-                       created_at=at or clock.now())
-    session.add(row)
-    return row
+    if order.id is None:
+        session.flush()
+    values = {"merchant_id": order.merchant_id, "order_id": order.id, "from_status": from_status,
+              "to_status": to_status, "actor_type": actor_type, "actor_id": actor_id, "note": note[:500],
+              "created_at": at or clock.now()}
+    # One plain Core INSERT on the session's connection (no unit of work); an unattached copy back.
+    table = OrderHistory.__table__
+    row_id = session.connection().execute(insert(table).values(values).returning(table.c.id)).scalar_one()
+    return OrderHistory(id=row_id, **values)
 
 
 def change_status(session: Session, order: Order, new: str | OrderStatus, *, actor: Principal | None,

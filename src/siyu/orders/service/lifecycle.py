@@ -20,7 +20,7 @@ from siyu.core.errors import AppError, Conflict, NotFound, PermissionDenied, fie
 from siyu.core.i18n import gettext as _
 from siyu.customers import service as customers
 from siyu.merchants import service as merchants
-from siyu.orders.models import Order
+from siyu.orders.models import Order, OrderLine
 from siyu.orders.service.common import (
     add_history,
     change_status,
@@ -50,9 +50,10 @@ def pay_order(session: Session, order_id: int, *, actor: Principal, method: str,
                        details={"status": order.status})
     if order.expires_at is not None and order.expires_at <= clock.now():
         raise Conflict("This order has expired.", code="order_expired")
-    lines = order_lines(session, order.id)
-    description = (lines[0].title if lines else order.order_no)[:100]
-    if len(lines) > 1:
+    titles = list(session.scalars(select(OrderLine.title).where(OrderLine.order_id == order.id)
+                                  .order_by(OrderLine.id).limit(2)))
+    description = (titles[0] if titles else order.order_no)[:100]
+    if len(titles) > 1:
         description = f"{description} …"
     return payments.start_payment(
         session, merchant_id=order.merchant_id, customer_id=order.customer_id, order_id=order.id,
@@ -77,10 +78,10 @@ def apply_payment(session: Session, order: Order, *, payment_id: int | None, amo
                   actor: Principal | None, note: str = "") -> None:
     """Mark a (locked) pending order paid; a pickup order becomes ready for pickup with its code.
     Counts the order in the customer's stats."""
+    lines = order_lines(session, order.id)  # read first: the order's changes then go out in one UPDATE
     order.paid_cents = amount_cents
     order.payment_id = payment_id
     order.paid_at = paid_at
-    lines = order_lines(session, order.id)
     change_status(session, order, S.PAID, actor=actor, note=note, lines=lines)
     if order.fulfilment_type == "pickup":
         order.pickup_code = _pickup_code(session, order)
