@@ -4,6 +4,7 @@ there."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -167,6 +168,22 @@ def _service_errors(exc: ValidationFailed) -> dict[str, str]:
     return dict(fields) if fields else {"form": exc.translated()}
 
 
+def _submit(request: Request, session: Session, body: Any, errors: dict[str, str],
+            action: Callable[[], Response]) -> tuple[Response | None, dict[str, str]]:
+    """Run a valid form's service call. Returns its response (a redirect) on success, an error page when
+    the service refuses outright, or no response and the field errors to show beside the fields (the
+    failed call's writes rolled back)."""
+    if body is None:
+        return None, errors
+    try:
+        return action(), errors
+    except ValidationFailed as exc:
+        session.rollback()
+        return None, _service_errors(exc)
+    except AppError as exc:
+        return _error_page(request, session, exc), errors
+
+
 def _values(form: Any, names: tuple[str, ...]) -> dict[str, str]:
     return {name: form_str(form, name) for name in names}
 
@@ -328,16 +345,14 @@ def store_create(request: Request, session: DbSession, principal: ConsoleStaff, 
     if principal.role != Role.BRAND_ADMIN:
         values["agent_id"] = ""
     body, errors = validate_form(StoreCreate, _optional(values, "latitude", "longitude", "agent_id"))
-    if body is not None:
-        try:
-            store = service.create_store(session, actor=principal, **body.model_dump())
-        except ValidationFailed as exc:
-            session.rollback()
-            errors = _service_errors(exc)
-        except AppError as exc:
-            return _error_page(request, session, exc)
-        else:
-            return _redirect(f"/console/settings/stores/{store.id}", ok="store_created")
+
+    def create() -> Response:
+        store = service.create_store(session, actor=principal, **body.model_dump())
+        return _redirect(f"/console/settings/stores/{store.id}", ok="store_created")
+
+    done, errors = _submit(request, session, body, errors, create)
+    if done is not None:
+        return done
     return _store_form(request, session, principal, store=None, values=values, errors=errors, status_code=422)
 
 
@@ -357,17 +372,14 @@ def store_save(store_id: Id, request: Request, session: DbSession, principal: Co
         data.pop("agent_id")  # only the brand moves a store between agents
         values["agent_id"] = "" if store.agent_id is None else str(store.agent_id)
     body, errors = validate_form(StoreUpdate, data)
-    if body is not None:
-        changes = body.model_dump(exclude_unset=True)
-        try:
-            service.update_store(session, store.id, actor=principal, **changes)
-        except ValidationFailed as exc:
-            session.rollback()
-            errors = _service_errors(exc)
-        except AppError as exc:
-            return _error_page(request, session, exc)
-        else:
-            return _redirect(f"/console/settings/stores/{store.id}", ok="store_saved")
+
+    def save() -> Response:
+        service.update_store(session, store.id, actor=principal, **body.model_dump(exclude_unset=True))
+        return _redirect(f"/console/settings/stores/{store.id}", ok="store_saved")
+
+    done, errors = _submit(request, session, body, errors, save)
+    if done is not None:
+        return done
     store = service.get_store(session, store_id, actor=principal)
     return _store_form(request, session, principal, store=store, values=values, errors=errors, status_code=422)
 
@@ -414,14 +426,14 @@ def agent_create(request: Request, session: DbSession, principal: ConsoleStaff, 
     principal.require("merchant.manage")
     values = _values(form, ("name", "region"))
     body, errors = validate_form(AgentCreate, values)
-    if body is not None:
-        try:
-            service.create_agent(session, actor=principal, name=body.name, region=body.region)
-        except ValidationFailed as exc:
-            session.rollback()
-            errors = _service_errors(exc)
-        else:
-            return _redirect("/console/settings/agents", ok="agent_created")
+
+    def create() -> Response:
+        service.create_agent(session, actor=principal, name=body.name, region=body.region)
+        return _redirect("/console/settings/agents", ok="agent_created")
+
+    done, errors = _submit(request, session, body, errors, create)
+    if done is not None:
+        return done
     return _agents_page(request, session, principal, values=values, errors=errors, status_code=422)
 
 
@@ -472,16 +484,14 @@ def staff_create(request: Request, session: DbSession, principal: ConsoleStaff, 
     if data.get("role") == "":
         data["role"] = None
     body, errors = validate_form(StaffCreate, data)
-    if body is not None:
-        try:
-            staff = service.create_staff(session, actor=principal, **body.model_dump())
-        except ValidationFailed as exc:
-            session.rollback()
-            errors = _service_errors(exc)
-        except AppError as exc:
-            return _error_page(request, session, exc)
-        else:
-            return _redirect(f"/console/settings/staff/{staff.id}", ok="staff_created")
+
+    def create() -> Response:
+        staff = service.create_staff(session, actor=principal, **body.model_dump())
+        return _redirect(f"/console/settings/staff/{staff.id}", ok="staff_created")
+
+    done, errors = _submit(request, session, body, errors, create)
+    if done is not None:
+        return done
     return _staff_form(request, session, principal, values=values, errors=errors, status_code=422)
 
 
@@ -531,19 +541,17 @@ def staff_save(staff_id: Id, request: Request, session: DbSession, principal: Co
     if values["store_id"] and Role(staff.role) in (Role.GUIDE, Role.STORE_MANAGER) and staff.id != principal.staff_id:
         data["store_id"] = values["store_id"]
     body, errors = validate_form(StaffUpdate, data)
-    if body is not None:
-        try:
-            service.update_staff(session, staff.id, actor=principal, **body.model_dump(exclude_unset=True))
-        except ValidationFailed as exc:
-            session.rollback()
-            errors = _service_errors(exc)
-        except AppError as exc:
-            return _error_page(request, session, exc)
-        else:
-            if password and staff.id == principal.staff_id:
-                # A new password ends every session, this one included.
-                return _redirect("/console/login")
-            return _redirect(f"/console/settings/staff/{staff.id}", ok="staff_saved")
+
+    def save() -> Response:
+        service.update_staff(session, staff.id, actor=principal, **body.model_dump(exclude_unset=True))
+        if password and staff.id == principal.staff_id:
+            # A new password ends every session, this one included.
+            return _redirect("/console/login")
+        return _redirect(f"/console/settings/staff/{staff.id}", ok="staff_saved")
+
+    done, errors = _submit(request, session, body, errors, save)
+    if done is not None:
+        return done
     staff = service.get_staff(session, staff_id, actor=principal)
     return _staff_detail(request, session, principal, staff, values=values, errors=errors, status_code=422)
 
