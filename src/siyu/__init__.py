@@ -9,8 +9,13 @@ DOMAINS = (
     "ledger",
     "catalog",
     "customers",
+    "attribution",
+    "channels",
     "payments",
     "orders",
+    "membership",
+    "groupbuy",
+    "distribution",
     "analytics",
 )
 

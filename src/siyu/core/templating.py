@@ -21,6 +21,10 @@ CONSOLE_MENU: list[tuple[str, str, str, str | None]] = [
     ("catalog", "Products", "/console/catalog", None),
     ("orders", "Orders", "/console/orders", None),
     ("customers", "Customers", "/console/customers", None),
+    ("attribution", "Sharing", "/console/attribution", None),
+    ("membership", "Members", "/console/membership", None),
+    ("distribution", "Distribution", "/console/distribution", None),
+    ("groupbuy", "Group buying", "/console/groupbuy", None),
     ("settings", "Settings", "/console/settings", None),
 ]
 

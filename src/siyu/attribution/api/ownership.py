@@ -1,0 +1,5 @@
+"""attribution: ownership REST routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["attribution"])

@@ -1,0 +1,5 @@
+"""attribution: shares REST routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["attribution"])

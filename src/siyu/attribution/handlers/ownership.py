@@ -1,0 +1,1 @@
+"""attribution: ownership reactions to other domains' events."""

@@ -1,0 +1,1 @@
+"""attribution: shares reactions to other domains' events."""

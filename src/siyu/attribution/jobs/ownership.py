@@ -1,0 +1,1 @@
+"""attribution: ownership time-driven work."""

@@ -1,0 +1,1 @@
+"""attribution logic, one module per area."""

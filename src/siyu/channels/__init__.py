@@ -1,0 +1,1 @@
+"""WeChat channels: the official account and WeCom callbacks, parametric QR codes."""

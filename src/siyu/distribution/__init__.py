@@ -1,0 +1,1 @@
+"""Everyone-sells distribution: distributors, commission rules, the commission ledger, withdrawals."""

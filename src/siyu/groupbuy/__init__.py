@@ -1,0 +1,1 @@
+"""Community group buying: leaders, pickup points, waves, cut-off manifests, pickup verification, the community map."""

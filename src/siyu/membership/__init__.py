@@ -1,0 +1,1 @@
+"""Membership economy: member cards, tiers, growth, points, paid membership and stored value."""

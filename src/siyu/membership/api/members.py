@@ -1,0 +1,5 @@
+"""membership: members REST routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["membership"])

@@ -1,0 +1,5 @@
+"""membership: stored_value REST routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["membership"])

@@ -1,0 +1,9 @@
+"""membership: members demo data."""
+
+from sqlalchemy.orm import Session
+
+from siyu.core.demo import DemoContext
+
+
+def seed(session: Session, ctx: DemoContext) -> None:
+    """Nothing yet."""

@@ -1,0 +1,1 @@
+"""membership: members reactions to other domains' events."""

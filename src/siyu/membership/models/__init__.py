@@ -1,0 +1,6 @@
+"""The membership tables, one module per area."""
+
+from siyu.membership.models import (
+    members,  # noqa: F401
+    stored_value,  # noqa: F401
+)

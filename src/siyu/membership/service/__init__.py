@@ -1,0 +1,1 @@
+"""membership logic, one module per area."""

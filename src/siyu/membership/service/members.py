@@ -1,0 +1,1 @@
+"""membership: members logic."""
