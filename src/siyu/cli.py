@@ -267,6 +267,22 @@ def bench_api(
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
 
 
+@bench_app.command("nearest-points")
+def bench_nearest_points(
+    points: Annotated[int, typer.Option(min=1, max=1_000_000, help="Active pickup points to search among.")] = 10_000,
+    queries: Annotated[int, typer.Option(min=1, max=1_000_000, help="Searches from random locations.")] = 2000,
+    radius_m: Annotated[int, typer.Option(min=100, max=50_000, help="Search radius in metres.")] = 3000,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="A migrated database to add the bench merchant to; default: a temporary SQLite file.")] = None,
+) -> None:
+    """Nearest-pickup-point searches per second (bounding box on indexed lat/lng, then haversine),
+    checked against brute force on a sample."""
+    from siyu.bench import nearest_points as bench
+
+    typer.echo(json.dumps(bench.run(points=points, queries=queries, radius_m=radius_m, database_url=database_url),
+                          ensure_ascii=False, indent=2))
+
+
 @bench_app.command("checkout")
 def bench_checkout(
     mode: Annotated[str, typer.Option(help="flash: everyone buys one hot SKU; spread: random SKUs among many.")] = "flash",
@@ -301,6 +317,43 @@ def bench_checkout(
         output.write_text(text + "\n", encoding="utf-8")
     typer.echo(text)
 
+
+@bench_app.command("analytics")
+def bench_analytics(
+    customers: Annotated[int, typer.Option(min=10, max=10_000_000, help="Customers of the bench merchant.")] = 1_000_000,
+    orders: Annotated[int, typer.Option(min=10, max=100_000_000, help="Paid orders over the last year.")] = 10_000_000,
+    days: Annotated[int, typer.Option(min=1, max=366, help="The period of the timed views (Shanghai days).")] = 30,
+    repeat: Annotated[int, typer.Option(min=1, max=20, help="Time each view this many times; the best is kept.")] = 1,
+    database_url: DatabaseUrl = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
+) -> None:
+    """Generate a deterministic merchant (COPY on PostgreSQL, executemany on SQLite) and time every
+    analytics view next to the same computation as plain SQL (a temporary SQLite file by default)."""
+    from siyu.bench import analytics as bench
+
+    try:
+        text = bench.dumps(bench.run(customers=customers, orders=orders, database_url=database_url, days=days,
+                                     repeat=repeat))
+    except RuntimeError as exc:
+        _fail(str(exc))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
+
+
+
+@bench_app.command("commissions")
+def bench_commissions(
+    orders: Annotated[int, typer.Option(min=1, max=10_000_000, help="Paid orders to compute and settle.")] = 100_000,
+    distributors: Annotated[int, typer.Option(min=10, max=1_000_000, help="Distributors, in two-level chains.")] = 1000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Commission computation and settlement throughput for two-level chains (orders per second)."""
+    from siyu.bench import commissions as bench
+
+    typer.echo(json.dumps(bench.run(orders=orders, distributors=distributors, database_url=database_url),
+                          ensure_ascii=False, indent=2))
 
 if __name__ == "__main__":
     app()

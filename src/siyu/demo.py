@@ -19,7 +19,7 @@ from sqlalchemy import select
 from siyu import DOMAINS, _has_module
 from siyu.core import clock
 from siyu.core.demo import DEMO_PASSWORD, DEMO_SEED, DEMO_SLUG, DemoContext
-from siyu.db import Database, import_all_models
+from siyu.db import Database, import_all_models, use_database
 
 __all__ = ["DEMO_PASSWORD", "DEMO_SLUG", "DemoExists", "demo_exists", "demo_now", "seed_demo", "seeders"]
 
@@ -62,7 +62,8 @@ def seed_demo(database: Database, *, scale: float = 1.0, now: dt.datetime | None
     if demo_exists(database):
         raise DemoExists(f"the database already holds the merchant {DEMO_SLUG!r}")
     ctx = DemoContext(rng=random.Random(DEMO_SEED), now=(now or demo_now()).astimezone(dt.UTC), scale=scale)
-    with clock.frozen(ctx.now), database.scope() as session:
+    # use_database: event handlers run after the commit against this database, not the process default.
+    with use_database(database), clock.frozen(ctx.now), database.scope() as session:
         for _domain, seed in seeders():
             seed(session, ctx)
             session.flush()

@@ -80,3 +80,16 @@ def test_switching_language_sets_the_cookie_and_goes_back(client):
     assert r.status_code == 303
     assert r.headers["location"] == "/console/login?next=/console/"
     assert "siyu_lang=en" in r.headers["set-cookie"]
+
+
+def test_templates_fill_both_placeholder_styles_and_escape_values():
+    from siyu.core.templating import templates
+
+    token = i18n.set_locale("en")
+    try:
+        out = templates.env.from_string(
+            '{{ _("Only {n} left", n=3) }}|{{ _("up to %(n)s", n=2) }}|{{ _("50% off") }}|{{ _("Hi {name}", name="<b>") }}'
+        ).render()
+    finally:
+        i18n._current.reset(token)
+    assert out == "Only 3 left|up to 2|50% off|Hi &lt;b&gt;"

@@ -60,7 +60,8 @@ def test_disabling_staff_revokes_their_tokens_and_emits_event(db, client):
     assert r.status_code == 200 and r.json()["active"] is False
     assert client.get("/api/v1/admin/me", headers=guide_headers).status_code == 401
     event = db.scalars(select(OutboxEvent).where(OutboxEvent.name == "staff.disabled")).one()
-    assert event.payload == {"staff_id": guide.id, "store_id": store.id, "role": "guide"}
+    assert event.payload == {"staff_id": guide.id, "store_id": store.id, "role": "guide",
+                             "transfer_mode": "round_robin", "transfer_to_id": None, "by_staff_id": admin.id}
 
 
 def test_other_tenant_objects_are_404(db, client):

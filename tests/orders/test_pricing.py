@@ -13,6 +13,7 @@ from siyu.merchants.models import Merchant
 from siyu.orders import pricing, service
 from siyu.orders.schemas import CheckoutRequest
 from tests.factories.customers import make_customer
+from tests.factories.groupbuy import leader_fulfilment, make_leader, make_wave
 from tests.factories.merchants import make_merchant, make_staff, make_store, principal_of
 from tests.factories.orders import ADDRESS, checkout_body, customer_principal, delivery, make_sku, pickup
 
@@ -63,8 +64,10 @@ def test_pickup_and_leader_pay_no_shipping(db: Session, merchant: Merchant) -> N
     store = make_store(db, merchant=merchant)
     sku = make_sku(db, merchant=merchant, price_cents=1000)
     assert _preview(db, merchant, checkout_body([(sku, 1)], fulfilment=pickup(store)))["shipping_cents"] == 0
-    leader = {"type": "leader", "leader_id": 7}
-    assert _preview(db, merchant, checkout_body([(sku, 1)], fulfilment=leader))["total_cents"] == 1000
+    # (group buying validates the leader and the wave; a wave at the list price adds nothing)
+    leader = make_leader(db, merchant=merchant)
+    make_wave(db, merchant=merchant, items=[(sku, 1000, 10)])
+    assert _preview(db, merchant, checkout_body([(sku, 1)], fulfilment=leader_fulfilment(leader)))["total_cents"] == 1000
 
 
 class TenPercentOff:

@@ -57,7 +57,10 @@ def test_create_order_snapshots_and_reserves_stock(db: Session, merchant: Mercha
     assert order.order_no.startswith("241123") and len(order.order_no) == 20
     assert (order.subtotal_cents, order.total_cents, order.payable_cents) == (3849, 3849, 3849)
     assert (order.owner_id, order.store_id) == (guide.id, guide_store.id)
-    assert order.attribution == {}
+    # no touch yet: the attribution snapshot names only the customer's guide and store
+    assert order.attribution == {"share_code": None, "touch_id": None, "channel": None, "sharer_staff_id": None,
+                                 "sharer_customer_id": None, "guide_id": guide.id, "store_id": guide_store.id,
+                                 "referrer_customer_id": None, "campaign": None, "live_id": None}
     assert order.expires_at == dt.datetime(2024, 11, 23, 2, 15, tzinfo=dt.UTC)
     lines = service.order_lines(db, order.id)
     assert [(ln.sku_id, ln.quantity, ln.unit_price_cents, ln.line_total_cents, ln.paid_cents) for ln in lines] == [

@@ -54,6 +54,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "customers.export": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER}),
     "customers.export_phone": frozenset({Role.BRAND_ADMIN}),
     "customers.merge": frozenset({Role.BRAND_ADMIN}),
+    # Move customers to another guide (the transfer tool and a leaver's departure transfer).
+    "customers.transfer": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER}),
     "customers.tags_manage": frozenset({Role.BRAND_ADMIN}),
     "staff.manage": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER}),
     "stores.manage": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN}),
@@ -62,6 +64,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "orders.fulfil": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER, Role.GUIDE}),
     "orders.refund": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER}),
     "orders.export": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER}),
+    # Membership: tiers, points rules, points mall and paid plans; staff adjustments of points.
+    "membership.manage": frozenset({Role.BRAND_ADMIN}),
+    "membership.adjust": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER}),
+    # Group buying: leaders, waves, deliveries (shortage refunds) and the community map.
+    "groupbuy.manage": frozenset({Role.BRAND_ADMIN}),
+    # Stored value: recharge plans, balance adjustments and recharge refunds (money: the brand only).
+    "membership.stored_value": frozenset({Role.BRAND_ADMIN}),
 }
 
 

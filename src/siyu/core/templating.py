@@ -22,21 +22,37 @@ CONSOLE_MENU: list[tuple[str, str, str, str | None]] = [
     ("orders", "Orders", "/console/orders", None),
     ("customers", "Customers", "/console/customers", None),
     ("attribution", "Sharing", "/console/attribution", None),
+    ("channels", "WeChat channels", "/console/channels", None),
     ("membership", "Members", "/console/membership", None),
     ("distribution", "Distribution", "/console/distribution", None),
     ("groupbuy", "Group buying", "/console/groupbuy", None),
+    ("analytics", "Analytics", "/console/analytics", None),
     ("settings", "Settings", "/console/settings", None),
 ]
+
+
+def _fill(text: str, params: dict[str, Any]) -> str:
+    """Put the values into a translated template string: "%(name)s" or "{name}" placeholders (one
+    style per string; a value is inserted once, never formatted again). Text without values, or
+    whose placeholders don't match, is shown as it is."""
+    if not params:
+        return text
+    try:
+        return text % params if "%(" in text else text.format(**params)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return text
 
 
 def _build() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
     env = templates.env
     env.add_extension("jinja2.ext.i18n")
+    # Our own callables get the keyword arguments (Jinja's "newstyle" wrapper would keep them and
+    # apply `%` itself, so "{n}" placeholders stayed unfilled and a bare "%" raised).
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        lambda s, **kw: i18n.gettext(s, **kw),
-        lambda s, p, n, **kw: i18n.ngettext(s, p, n, **kw),
-        newstyle=True,
+        lambda s, **kw: _fill(i18n.gettext(s), kw),
+        lambda s, p, n, **kw: _fill(i18n.gettext(s if n == 1 else p), {"n": n, **kw}),
+        newstyle=False,
     )
     env.filters["money"] = money.format_cents
     env.filters["yuan"] = lambda c: "" if c is None else money.cents_to_yuan_str(c)

@@ -10,10 +10,13 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 
-def get_session() -> Iterator[Session]:
+def get_session(request: Request) -> Iterator[Session]:
     from siyu.db import get_database
 
     with get_database().scope() as session:
+        # Template helpers of higher domains read through the request's own session (a second one
+        # would wait on SQLite's write lock, which this one holds).
+        request.state.db_session = session
         yield session
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -12,7 +12,7 @@ from siyu.core.auth import Principal
 from siyu.core.privacy import mask_phone
 from siyu.core.web import DbSession
 from siyu.customers import service, signin
-from siyu.customers.deps import ShopCustomer
+from siyu.customers.deps import ShopCustomer, visitor_id_of
 from siyu.customers.models import Customer
 from siyu.customers.schemas import (
     BulkTag,
@@ -144,14 +144,16 @@ def create_tag(body: TagCreate, session: DbSession, principal: Staff) -> TagRead
 
 
 @router.post("/api/v1/shop/{m}/auth/dev-login", response_model=ShopToken)
-def dev_login(body: DevLogin, merchant: ShopMerchant, session: DbSession) -> ShopToken:
-    customer, raw = signin.dev_login(session, merchant_id=merchant.id, openid=body.openid, nickname=body.nickname)
+def dev_login(body: DevLogin, request: Request, merchant: ShopMerchant, session: DbSession) -> ShopToken:
+    customer, raw = signin.dev_login(session, merchant_id=merchant.id, openid=body.openid, nickname=body.nickname,
+                                     visitor_id=visitor_id_of(request))
     return ShopToken(access_token=raw, customer={"id": customer.id})
 
 
 @router.post("/api/v1/shop/{m}/auth/wechat", response_model=ShopToken)
-def wechat_login(body: WechatLogin, merchant: ShopMerchant, session: DbSession) -> ShopToken:
-    customer, raw = signin.wechat_login(session, merchant_id=merchant.id, code=body.code)
+def wechat_login(body: WechatLogin, request: Request, merchant: ShopMerchant, session: DbSession) -> ShopToken:
+    customer, raw = signin.wechat_login(session, merchant_id=merchant.id, code=body.code,
+                                        visitor_id=visitor_id_of(request))
     return ShopToken(access_token=raw, customer={"id": customer.id})
 
 

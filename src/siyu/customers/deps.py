@@ -24,6 +24,17 @@ def cookie_name(slug: str) -> str:
     return f"siyu_c_{slug}"
 
 
+# The anonymous visitor cookie, set by share links and the shop's beacon (attribution) and read at sign-in so
+# the visitor's touches are given to the customer. A mini-program sends the same id in the header.
+VISITOR_COOKIE = "siyu_vid"
+VISITOR_HEADER = "x-siyu-visitor"
+
+
+def visitor_id_of(request: Request) -> str | None:
+    value = request.cookies.get(VISITOR_COOKIE) or request.headers.get(VISITOR_HEADER)
+    return value[:40] if value else None
+
+
 def csrf_for(raw_token: str) -> str:
     """The H5 form token: derived from the session token, so nothing more is stored."""
     key = get_settings().secret_key.encode()

@@ -11,6 +11,9 @@ import dataclasses
 CUSTOMER_CREATED = "customer.created"
 CUSTOMER_MERGED = "customer.merged"
 CUSTOMER_OWNER_CHANGED = "customer.owner_changed"
+# A customer signed in to the shop; `visitor_id` is the browser's anonymous visitor cookie (siyu_vid), when
+# it had one, so that attribution can give that visitor's anonymous touches to the customer.
+CUSTOMER_SIGNED_IN = "customer.signed_in"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,3 +36,9 @@ class CustomerOwnerChanged:
     previous_owner_id: int | None
     previous_store_id: int | None
     reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomerSignedIn:
+    customer_id: int
+    visitor_id: str | None

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from siyu.core import clock
 from siyu.db import Base, IdMixin
 
-IDENTITY_KINDS = ("openid", "unionid", "phone", "visitor")
+# "wecom_ext": a WeCom external contact (external_userid), added by a guide through WeCom.
+IDENTITY_KINDS = ("openid", "unionid", "phone", "visitor", "wecom_ext")
 GENDERS = ("", "male", "female")
 
 

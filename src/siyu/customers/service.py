@@ -544,6 +544,16 @@ def summaries(session: Session, customers: list[Customer], *, actor: Principal, 
     } for c in customers]
 
 
+def nicknames_of(session: Session, merchant_id: int, ids: list[int]) -> dict[int, str]:
+    """Customer id -> nickname, for lists that name many customers (leaderboards, fission trees)."""
+    wanted = {i for i in ids if isinstance(i, int)}
+    if not wanted:
+        return {}
+    rows = session.execute(select(Customer.id, Customer.nickname).where(Customer.merchant_id == merchant_id,
+                                                                       Customer.id.in_(wanted)))
+    return {i: n for i, n in rows}
+
+
 def store_names_of(session: Session, merchant_id: int, ids: list[int]) -> dict[int, str]:
     if not ids:
         return {}
@@ -847,6 +857,30 @@ def new_customers_by_day(session: Session, *, merchant_id: int, start: dt.dateti
     last = (end - dt.timedelta(microseconds=1)).astimezone(clock.SHANGHAI).date()
     return [(first + dt.timedelta(days=i), counts.get(first + dt.timedelta(days=i), 0))
             for i in range((last - first).days + 1)]
+
+
+def customer_facts(session: Session, *, actor: Principal, store_id: int | None = None,
+                   owner_id: int | None = None) -> Iterator[tuple[int, int | None, int | None, dt.datetime]]:
+    """(id, owner_id, store_id, created_at) of every live customer in the actor's scope, as plain
+    tuples for analytics scans (no ORM objects)."""
+    stmt = scoped(select(Customer.id, Customer.owner_id, Customer.store_id, Customer.created_at), Customer, actor).where(
+        Customer.merged_into_id.is_(None))
+    if store_id is not None:
+        stmt = stmt.where(Customer.store_id == store_id)
+    if owner_id is not None:
+        stmt = stmt.where(Customer.owner_id == owner_id)
+    for r in session.execute(stmt.execution_options(yield_per=50_000)):
+        yield int(r[0]), r[1], r[2], r[3]
+
+
+def customers_by_ids(session: Session, *, actor: Principal, ids: list[int]) -> list[Customer]:
+    """The live customers among `ids` that the actor may see, in the order of `ids`."""
+    found: dict[int, Customer] = {}
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i:i + 1000]
+        stmt = scoped(select(Customer), Customer, actor).where(Customer.id.in_(chunk), Customer.merged_into_id.is_(None))
+        found.update({c.id: c for c in session.scalars(stmt)})
+    return [found[i] for i in ids if i in found]
 
 
 def staff_choices(session: Session, *, actor: Principal) -> dict[str, list[Any]]:

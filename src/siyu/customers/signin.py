@@ -12,7 +12,8 @@ from siyu.config import get_settings
 from siyu.core import clock
 from siyu.core.auth import Principal, new_token, token_digest
 from siyu.core.errors import AppError, NotFound, Unauthorized
-from siyu.customers import wechat
+from siyu.core.events import emit
+from siyu.customers import events, wechat
 from siyu.customers.models import Customer, CustomerToken
 from siyu.customers.service import (
     bind_identity,
@@ -55,16 +56,26 @@ def revoke_customer_token(session: Session, raw: str) -> None:
                                                 CustomerToken.revoked_at.is_(None)).values(revoked_at=clock.now()))
 
 
-def dev_login(session: Session, *, merchant_id: int, openid: str, nickname: str | None = None) -> tuple[Customer, str]:
+def signed_in(session: Session, customer: Customer, *, visitor_id: str | None) -> str:
+    """A customer signed in (from the browser whose anonymous visitor cookie is `visitor_id`): a session
+    token, and the `customer.signed_in` event that lets attribution stitch that visitor's touches."""
+    emit(session, events.CUSTOMER_SIGNED_IN,
+         events.CustomerSignedIn(customer_id=customer.id, visitor_id=(visitor_id or None) and visitor_id[:40]),
+         merchant_id=customer.merchant_id)
+    return issue_customer_token(session, customer)
+
+
+def dev_login(session: Session, *, merchant_id: int, openid: str, nickname: str | None = None,
+              visitor_id: str | None = None) -> tuple[Customer, str]:
     """Sign in by openid without WeChat (demo and tests only, when SIYU_DEV_LOGIN=1)."""
     if not get_settings().dev_login:
         raise NotFound("Demo login is disabled.", code="dev_login_disabled")
     customer, _created = find_or_create_by_identity(session, merchant_id=merchant_id, kind="openid", value=openid,
                                                     nickname=nickname)
-    return customer, issue_customer_token(session, customer)
+    return customer, signed_in(session, customer, visitor_id=visitor_id)
 
 
-def wechat_login(session: Session, *, merchant_id: int, code: str) -> tuple[Customer, str]:
+def wechat_login(session: Session, *, merchant_id: int, code: str, visitor_id: str | None = None) -> tuple[Customer, str]:
     """Mini-program sign-in: code2session with the merchant's app id and secret, then the customer
     holding the openid (or the unionid), created on first sign-in; both identities are bound."""
     settings = merchants.get_merchant(session, merchant_id).settings or {}
@@ -82,4 +93,4 @@ def wechat_login(session: Session, *, merchant_id: int, code: str) -> tuple[Cust
         customer = bind_identity(session, merchant_id=merchant_id, customer_id=customer.id, kind="openid", value=openid)
     if unionid:
         customer = bind_identity(session, merchant_id=merchant_id, customer_id=customer.id, kind="unionid", value=unionid)
-    return customer, issue_customer_token(session, customer)
+    return customer, signed_in(session, customer, visitor_id=visitor_id)

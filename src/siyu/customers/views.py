@@ -16,7 +16,14 @@ from siyu.core.money import yuan_to_cents
 from siyu.core.templating import render
 from siyu.core.web import DbSession, PostedForm, form_str
 from siyu.customers import service, signin
-from siyu.customers.deps import OptionalShopCustomer, ShopForm, ShopPageCustomer, check_shop_csrf, cookie_name
+from siyu.customers.deps import (
+    OptionalShopCustomer,
+    ShopForm,
+    ShopPageCustomer,
+    check_shop_csrf,
+    cookie_name,
+    visitor_id_of,
+)
 from siyu.merchants.deps import ConsoleForm, ConsoleStaff, ShopMerchant
 
 router = APIRouter(include_in_schema=False)
@@ -310,7 +317,7 @@ def shop_login(request: Request, merchant: ShopMerchant, session: DbSession, for
             "tab": "me", "next": target, "dev_login": True, "typed": {"nickname": nickname, "openid": openid},
             "errors": errors}, status_code=422)
     _customer, raw = signin.dev_login(session, merchant_id=merchant.id, openid=openid or "h5-" + new_token()[:20],
-                                       nickname=nickname)
+                                       nickname=nickname, visitor_id=visitor_id_of(request))
     response = RedirectResponse(target, status_code=303)
     settings = get_settings()
     response.set_cookie(cookie_name(merchant.slug), raw, httponly=True, samesite="lax", secure=settings.secure_cookies,

@@ -22,6 +22,7 @@ from siyu.merchants.schemas import (
     MerchantUpdate,
     StaffBrief,
     StaffCreate,
+    StaffDisable,
     StaffRead,
     StaffUpdate,
     StoreCreate,
@@ -147,8 +148,11 @@ def update_staff(staff_id: Id, body: StaffUpdate, session: DbSession, principal:
 
 
 @router.post("/api/v1/admin/staff/{staff_id}/disable", response_model=StaffRead)
-def disable_staff(staff_id: Id, session: DbSession, principal: Staff) -> StaffRead:
-    return StaffRead.model_validate(service.disable_staff(session, staff_id, actor=principal))
+def disable_staff(staff_id: Id, session: DbSession, principal: Staff, body: StaffDisable | None = None) -> StaffRead:
+    choice = body or StaffDisable()
+    return StaffRead.model_validate(service.disable_staff(session, staff_id, actor=principal,
+                                                         transfer_mode=choice.transfer_mode,
+                                                         transfer_to_id=choice.transfer_to_id))
 
 
 @router.post("/api/v1/admin/staff/{staff_id}/enable", response_model=StaffRead)

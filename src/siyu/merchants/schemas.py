@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -96,6 +96,13 @@ class StaffUpdate(BaseModel):
     phone: Phone | None = None
     password: Password | None = None
     store_id: Id | None = None
+
+
+class StaffDisable(BaseModel):
+    """Where the leaver's customers go (离职继承); no body: round-robin across the store's guides."""
+
+    transfer_mode: Literal["round_robin", "manager", "colleague"] = "round_robin"
+    transfer_to_id: Id | None = None
 
 
 class StaffRead(BaseModel):

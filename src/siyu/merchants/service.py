@@ -76,7 +76,8 @@ def update_merchant(session: Session, *, actor: Principal, name: str | None = No
 
 DEFAULT_PROTECTION_DAYS = 30
 # Settings that are written but never shown back (only whether they are set).
-SECRET_SETTINGS = frozenset({"wechat_miniprogram_secret"})
+SECRET_SETTINGS = frozenset({"wechat_miniprogram_secret", "wechat_oa_secret", "wechat_oa_token", "wechat_oa_aes_key",
+                             "wecom_token", "wecom_aes_key"})
 
 
 def public_settings(merchant: Merchant) -> dict[str, Any]:
@@ -296,18 +297,36 @@ def update_staff(session: Session, staff_id: int, *, actor: Principal, name: str
     return staff
 
 
-def disable_staff(session: Session, staff_id: int, *, actor: Principal) -> Staff:
+# Where a leaver's customers go (离职继承): the attribution domain moves them on `staff.disabled`.
+TRANSFER_MODES = ("round_robin", "manager", "colleague")
+
+
+def disable_staff(session: Session, staff_id: int, *, actor: Principal, transfer_mode: str = "round_robin",
+                  transfer_to_id: int | None = None) -> Staff:
     """Disable a staff member: they can no longer sign in and every session and token they hold is
-    revoked at once. Their customers are transferred by the attribution domain (离职继承)."""
+    revoked at once. Their customers are transferred by the attribution domain (离职继承) as chosen:
+    round-robin across the store's other guides, to the store manager, or to one colleague."""
     staff = get_staff(session, staff_id, actor=actor)
     if staff.id == actor.staff_id:
         raise Conflict("You cannot disable yourself.", code="cannot_disable_self")
     _check_can_manage_role(actor, Role(staff.role))
+    if transfer_mode not in TRANSFER_MODES:
+        raise field_error("transfer_mode", "Choose one of the options.")
+    if transfer_mode == "colleague":
+        try:
+            colleague = get_scoped(session, Staff, transfer_to_id, actor) if transfer_to_id else None
+        except NotFound:
+            colleague = None
+        if colleague is None or not colleague.active or colleague.id == staff.id:
+            raise field_error("transfer_to_id", "Choose an active colleague.")
     if staff.active:
         staff.active = False
         staff.disabled_at = clock.now()
         revoke_tokens(session, staff_id=staff.id)
-        emit(session, "staff.disabled", {"staff_id": staff.id, "store_id": staff.store_id, "role": staff.role},
+        emit(session, "staff.disabled", {"staff_id": staff.id, "store_id": staff.store_id, "role": staff.role,
+                                         "transfer_mode": transfer_mode,
+                                         "transfer_to_id": transfer_to_id if transfer_mode == "colleague" else None,
+                                         "by_staff_id": actor.staff_id},
              merchant_id=staff.merchant_id)
     session.flush()
     return staff

@@ -60,6 +60,7 @@ SETTINGS_NAV: list[tuple[str, str, str, str | None]] = [
     ("staff", "Staff", "/console/settings/staff", None),
     ("tokens", "API tokens", "/console/settings/tokens", None),
     ("roles", "Roles and permissions", "/console/settings/roles", None),
+    ("wechat", "WeChat", "/console/channels/settings", "merchant.manage"),
 ]
 SETTINGS_DESCRIPTIONS = {
     "merchant": "Brand name, WeChat mini-program and the customer protection period.",
@@ -68,6 +69,7 @@ SETTINGS_DESCRIPTIONS = {
     "staff": "Brand and agent admins, store managers and guides; disable a leaver.",
     "tokens": "Bearer tokens for integrations with the REST API.",
     "roles": "What each role may do.",
+    "wechat": "Official account and WeCom callbacks: AppID, tokens and EncodingAESKeys.",
 }
 PERMISSION_LABELS = {
     "catalog.manage": "Manage products, prices and stock",
@@ -76,6 +78,7 @@ PERMISSION_LABELS = {
     "customers.export": "Export customers",
     "customers.export_phone": "Export customers with full phone numbers",
     "customers.merge": "Merge duplicate customers",
+    "customers.transfer": "Transfer customers to another guide",
     "customers.tags_manage": "Manage customer tags",
     "staff.manage": "Manage staff below their own role",
     "stores.manage": "Create and edit stores",
@@ -563,14 +566,30 @@ def staff_disable_confirm(staff_id: Id, request: Request, session: DbSession, pr
         return _redirect(f"/console/settings/staff/{staff.id}", err="cannot_disable_self")
     if Role(staff.role) not in _manageable_roles(principal):
         raise PermissionDenied("You can only manage staff below your own role.")
+    return _disable_page(request, session, principal, staff, values={"transfer_mode": "round_robin"}, errors={})
+
+
+def _disable_page(request: Request, session: Session, principal: Principal, staff: Any, *, values: dict[str, str],
+                  errors: dict[str, str], status_code: int = 200) -> Response:
+    colleagues = [s for s in service.list_staff(session, actor=principal, active=True) if s.id != staff.id]
     return _settings_page(request, session, principal, "merchants/staff_disable.html",
-                          {"staff": staff, "role_label": _(ROLE_LABELS[Role(staff.role)])}, tab="staff")
+                          {"staff": staff, "role_label": _(ROLE_LABELS[Role(staff.role)]), "colleagues": colleagues,
+                           "values": values, "errors": errors}, tab="staff", status_code=status_code)
 
 
 @router.post("/console/settings/staff/{staff_id}/disable")
 def staff_disable(staff_id: Id, request: Request, session: DbSession, principal: ConsoleStaff, form: ConsoleForm) -> Response:
+    values = _values(form, ("transfer_mode", "transfer_to_id"))
+    mode = values["transfer_mode"] or "round_robin"
+    to_id = int(values["transfer_to_id"]) if values["transfer_to_id"].isdigit() else None
     try:
-        staff = service.disable_staff(session, staff_id, actor=principal)
+        staff = service.disable_staff(session, staff_id, actor=principal, transfer_mode=mode,
+                                      transfer_to_id=to_id if mode == "colleague" else None)
+    except ValidationFailed as exc:
+        session.rollback()
+        staff = service.get_staff(session, staff_id, actor=principal)
+        return _disable_page(request, session, principal, staff, values=values, errors=_service_errors(exc),
+                             status_code=422)
     except Conflict as exc:
         session.rollback()
         if exc.code == "cannot_disable_self":

@@ -81,8 +81,8 @@ def _fulfilment_for(order: Order, viewer: Principal | None) -> dict[str, Any]:
 def order_read(order: Order, lines: list[OrderLine] | None = None, *, viewer: Principal | None = None) -> dict[str, Any]:
     """The order as the API shows it. The pickup code only to its customer."""
     data: dict[str, Any] = {
-        "id": order.id, "order_no": order.order_no, "status": order.status, "customer_id": order.customer_id,
-        "owner_id": order.owner_id, "store_id": order.store_id, "fulfilment_type": order.fulfilment_type,
+        "id": order.id, "order_no": order.order_no, "kind": order.kind or "goods", "status": order.status,
+        "customer_id": order.customer_id, "owner_id": order.owner_id, "store_id": order.store_id, "fulfilment_type": order.fulfilment_type,
         "fulfilment": _fulfilment_for(order, viewer), "carrier": order.carrier, "tracking_no": order.tracking_no,
         "subtotal_cents": order.subtotal_cents, "adjustments_cents": order.adjustments_cents,
         "shipping_cents": order.shipping_cents, "total_cents": order.total_cents,

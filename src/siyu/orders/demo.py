@@ -29,6 +29,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from siyu.attribution.service import funnel as attribution_funnel
+from siyu.attribution.service import ownership as attribution_ownership
 from siyu.catalog import service as catalog
 from siyu.core import clock
 from siyu.core.auth import system_principal
@@ -402,8 +404,12 @@ def _write(session: Session, ctx: DemoContext, orders: list[_Order], addresses: 
     merchant_id = ctx.merchant_id
     if addresses:
         session.execute(insert(CustomerAddress.__table__), addresses)
+    # Each order's attribution snapshot, as checkout would have written it (last touch, guide, store, referrer).
+    snapshots = attribution_ownership.bulk_snapshots(session, merchant_id=merchant_id, orders=[
+        attribution_ownership.OrderFacts(customer_id=o.customer_id, created_at=o.created_at, guide_id=o.owner_id,
+                                         store_id=o.store_id) for o in orders])
     order_rows = []
-    for o in orders:
+    for o, snapshot in zip(orders, snapshots, strict=True):
         paid = o.paid_at is not None
         order_rows.append({
             "merchant_id": merchant_id, "order_no": o.order_no, "customer_id": o.customer_id, "owner_id": o.owner_id,
@@ -412,13 +418,17 @@ def _write(session: Session, ctx: DemoContext, orders: list[_Order], addresses: 
             "leader_id": None, "pickup_code": o.pickup_code, "carrier": o.carrier, "tracking_no": o.tracking_no,
             "subtotal_cents": o.subtotal, "adjustments_cents": 0, "shipping_cents": o.shipping_cents,
             "total_cents": o.total, "payable_cents": o.total, "paid_cents": o.total if paid else 0,
-            "refunded_cents": o.refunded_cents, "adjustments": [], "payment_parts": [], "attribution": {},
+            "refunded_cents": o.refunded_cents, "adjustments": [], "payment_parts": [], "attribution": snapshot,
             "note": "", "cancel_reason": o.cancel_reason, "payment_id": None,
             "created_at": o.created_at, "updated_at": o.history[-1][5], "expires_at": o.created_at + 15 * MINUTE,
             "paid_at": o.paid_at, "shipped_at": o.shipped_at, "ready_at": o.ready_at, "completed_at": o.completed_at,
             "cancelled_at": o.cancelled_at, "refunded_at": o.refunded_at,
         })
     order_ids = _insert_returning_ids(session, Order, order_rows)
+    attribution_ownership.record_orders(session, merchant_id=merchant_id, rows=[
+        {"order_id": oid, "order_no": o.order_no, "customer_id": o.customer_id, "snapshot": snapshot,
+         "total_cents": o.total, "paid_cents": o.total if o.paid_at else 0, "created_at": o.created_at,
+         "paid_at": o.paid_at} for oid, o, snapshot in zip(order_ids, orders, snapshots, strict=True)])
 
     line_rows = []
     for oid, o in zip(order_ids, orders, strict=True):
@@ -492,6 +502,11 @@ def _write(session: Session, ctx: DemoContext, orders: list[_Order], addresses: 
         (oid, o, r, rid) for rid, (oid, o, r) in zip(refund_ids, refunds, strict=True) if r.status == "refunded"]
         if refunds else [])
     ctx.data["order_ids"] = order_ids
+    # The funnel's order and pay steps, with each customer's last touch (bulk orders emit no events).
+    attribution_funnel.record_order_steps(session, merchant_id=merchant_id, orders=[
+        attribution_funnel.OrderStep(order_id=oid, customer_id=o.customer_id, total_cents=o.total,
+                                     created_at=o.created_at, paid_cents=o.total if o.paid_at else 0, paid_at=o.paid_at)
+        for oid, o in zip(order_ids, orders, strict=True)])
     session.flush()
 
 

@@ -39,6 +39,7 @@ class OrderCreated:
     adjustments: list[dict[str, Any]]
     payment_parts: list[dict[str, Any]]
     attribution: dict[str, Any]
+    kind: str = "goods"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,9 @@ class OrderPaid:
     paid_at: dt.datetime
     lines: list[EventLine]
     attribution: dict[str, Any]
+    # "goods", or the service a higher domain sold ("recharge", "paid_membership"): reactions meant
+    # for goods (points, commissions, stats) skip the others.
+    kind: str = "goods"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +86,7 @@ class OrderCompleted:
     completed_at: dt.datetime
     # Commission settlement waits until the after-sales window closes.
     after_sales_closes_at: dt.datetime
+    kind: str = "goods"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +97,7 @@ class OrderCancelled:
     # Payment parts (points, stored value) taken at creation, to be given back by their owners.
     payment_parts: list[dict[str, Any]]
     cancelled_at: dt.datetime
+    kind: str = "goods"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,3 +125,4 @@ class OrderRefunded:
     order_total_cents: int
     fully_refunded: bool
     refunded_at: dt.datetime
+    kind: str = "goods"

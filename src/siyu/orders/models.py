@@ -59,10 +59,14 @@ class Order(IdMixin, Base):
     # The store the order belongs to: the pickup store, else the customer's store.
     store_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     status: Mapped[str] = mapped_column(String(20))
+    # "goods" (SKUs, stock, shipping), or a service sold through the same checkout and payment by a
+    # higher domain ("recharge", "paid_membership"): one line without SKU or stock, fulfilment
+    # "virtual", completed on payment (see service/service_orders.py).
+    kind: Mapped[str] = mapped_column(String(20), default="goods", server_default="goods")
     # The status to return to when a whole-order refund request is rejected.
     status_before_refund: Mapped[str | None] = mapped_column(String(20))
 
-    fulfilment_type: Mapped[str] = mapped_column(String(10))  # delivery | pickup | leader
+    fulfilment_type: Mapped[str] = mapped_column(String(10))  # delivery | pickup | leader | virtual
     fulfilment: Mapped[dict[str, Any]] = mapped_column(default=dict)
     pickup_store_id: Mapped[int | None] = mapped_column(BigInteger)
     leader_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -84,6 +84,8 @@ class CheckoutRequest(BaseModel):
     coupon_ids: Annotated[list[Id], Field(max_length=10)] = []
     points: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     use_balance: bool = False
+    # A points-mall exchange: the mall item the (single) item is exchanged as (membership prices it).
+    points_mall_item_id: Id | None = None
     share_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
     fulfilment: FulfilmentIn
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""

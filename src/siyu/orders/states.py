@@ -35,11 +35,13 @@ STATUS_LABELS = {
     S.REFUNDING: "Refunding",
     S.REFUNDED: "Refunded",
 }
-FULFILMENT_LABELS = {"delivery": "Delivery", "pickup": "Store pickup", "leader": "Leader pickup"}
+FULFILMENT_LABELS = {"delivery": "Delivery", "pickup": "Store pickup", "leader": "Leader pickup",
+                     "virtual": "No shipping"}
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED}),
-    # Paid leader orders are completed by the group-buying hand-out, without shipping.
+    # Paid leader orders are completed by the group-buying hand-out, without shipping; virtual
+    # (service) orders are completed as soon as they are paid.
     S.PAID: frozenset({S.SHIPPED, S.READY_FOR_PICKUP, S.COMPLETED, S.REFUNDING, S.REFUNDED}),
     S.SHIPPED: frozenset({S.COMPLETED, S.REFUNDING, S.REFUNDED}),
     S.READY_FOR_PICKUP: frozenset({S.COMPLETED, S.REFUNDING, S.REFUNDED}),

@@ -236,8 +236,14 @@ def _checkout_items(session: Any, customer: Principal, values: Any) -> tuple[lis
 
 def _typed_checkout(values: Any) -> dict[str, str]:
     keys = ("sku_id", "quantity", "type", "address_id", "store_id", "note", "idem_key", "lat", "lng",
-            "save_address", *ADDRESS_FIELDS)
+            "save_address", "use_balance", "points", *ADDRESS_FIELDS)
     return {k: (values.get(k) or "").strip()[:200] if isinstance(values.get(k), str) else "" for k in keys}
+
+
+def _points(typed: dict[str, str]) -> int:
+    """The points typed to pay with (membership prices them); anything else counts as none."""
+    raw = typed.get("points", "")
+    return min(int(raw), 2**31 - 1) if raw.isascii() and raw.isdigit() else 0
 
 
 def _parse_address(typed: dict[str, str]) -> tuple[AddressIn | None, dict[str, str]]:
@@ -317,7 +323,8 @@ def _checkout_page(request: Request, session: Any, merchant: Merchant, customer:
         errors = {**f_errors, **errors}
     if fulfilment is not None and items and not error:
         try:
-            request_body = CheckoutRequest(items=items, fulfilment=fulfilment, note=typed["note"][:200])
+            request_body = CheckoutRequest(items=items, fulfilment=fulfilment, note=typed["note"][:200],
+                                           use_balance=typed["use_balance"] == "1", points=_points(typed))
             preview = service.preview(session, actor=customer, request=request_body)
         except ValidationError:
             error = _("Some fields are not valid.")
@@ -369,7 +376,8 @@ def shop_checkout_place(request: Request, merchant: ShopMerchant, session: DbSes
         return _checkout_page(request, session, merchant, customer, typed, errors=errors,
                               error=_("Some fields are not valid."), status=422, **page_args)
     try:
-        body = CheckoutRequest(items=items, fulfilment=fulfilment, note=typed["note"][:200])
+        body = CheckoutRequest(items=items, fulfilment=fulfilment, note=typed["note"][:200],
+                               use_balance=typed["use_balance"] == "1", points=_points(typed))
     except ValidationError:
         return _checkout_page(request, session, merchant, customer, typed, error=_("Some fields are not valid."),
                               status=422, **page_args)

@@ -2,5 +2,6 @@
 
 from siyu.membership.models import (
     members,  # noqa: F401
+    points,  # noqa: F401
     stored_value,  # noqa: F401
 )

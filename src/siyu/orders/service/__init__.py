@@ -40,6 +40,13 @@ from siyu.orders.service.common import (
     order_lines,
     order_settings,
 )
+from siyu.orders.service.facts import (
+    PaidOrderFact,
+    customer_order_totals,
+    customer_purchase_months,
+    first_purchase_facts,
+    paid_order_facts,
+)
 from siyu.orders.service.lifecycle import (
     BulkShipRow,
     apply_payment,
@@ -87,10 +94,12 @@ from siyu.orders.service.refunds import (
     unit_prefix,
     waiting_count,
 )
+from siyu.orders.service.service_orders import create_service_order, refund_service_order
 from siyu.orders.service.settings import get_order_settings, update_order_settings
 
 __all__ = [
-    "move_customer_rows",
+    "PaidOrderFact", "customer_order_totals", "customer_purchase_months", "first_purchase_facts", "paid_order_facts",
+    "move_customer_rows", "create_service_order", "refund_service_order",
     "EXPORT_COLUMNS", "BulkShipRow", "CartItem", "OrderDetail", "OrderFilter", "OrderSettings", "OutOfStock",
     "RefundExceedsPaid", "SkuUnavailable", "add_to_cart", "address_snapshot", "after_sales_closes_at",
     "after_sales_days", "apply_payment", "approve_refund", "auto_complete", "breakdown", "build_context",

@@ -7,6 +7,7 @@ import dataclasses
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from siyu.attribution.service import funnel
 from siyu.core.auth import Principal
 from siyu.core.errors import Conflict, NotFound, PermissionDenied
 from siyu.orders.models import CartLine
@@ -73,6 +74,8 @@ def add_to_cart(session: Session, *, actor: Principal, sku_id: int, quantity: in
     sku = load_skus(session, merchant_id=actor.merchant_id, sku_ids=[sku_id]).get(sku_id)
     if sku is None or not sku.sellable:
         raise SkuUnavailable(details={"sku_id": sku_id})
+    funnel.record_event(session, merchant_id=actor.merchant_id, kind="add_to_cart", customer_id=customer_id,
+                        product_id=sku.product_id)
     row = session.scalars(select(CartLine).where(CartLine.merchant_id == actor.merchant_id,
                                                  CartLine.customer_id == customer_id,
                                                  CartLine.sku_id == sku_id)).first()

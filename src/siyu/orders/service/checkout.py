@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from siyu.attribution.service import ownership as attribution
 from siyu.catalog import service as catalog
 from siyu.core import clock
 from siyu.core.auth import Principal, system_principal
@@ -107,6 +108,7 @@ def build_context(session: Session, *, actor: Principal, request: CheckoutReques
         merchant_id=actor.merchant_id, customer_id=customer_id, lines=lines, fulfilment=fulfilment,
         settings=dict(merchant.settings or {}), coupon_ids=list(request.coupon_ids), points=request.points,
         use_balance=request.use_balance, share_code=request.share_code, now=clock.now(),
+        extra={"points_mall_item_id": request.points_mall_item_id} if request.points_mall_item_id else {},
     )
     pricing.run_pipeline(session, ctx)
     return ctx, skus
@@ -169,9 +171,10 @@ def place_order(session: Session, *, actor: Principal, request: CheckoutRequest,
         attribution={}, note=request.note, created_at=now, updated_at=now,
         expires_at=now + dt.timedelta(minutes=settings.order_expiry_minutes),
     )
-    if ctx.share_code:
-        # The attribution domain resolves the code into sharer, guide, store and channel.
-        order.attribution = {"share_code": ctx.share_code}
+    # Who brought the sale (last-touch sharer, bound guide and store, channel, campaign, live session),
+    # fixed now: nothing rewrites it later.
+    order.attribution = attribution.order_attribution(session, merchant_id=actor.merchant_id, customer_id=customer_id,
+                                                      share_code=ctx.share_code, now=now)
     session.add(order)
     session.flush()
     # One multi-row INSERT for the lines.

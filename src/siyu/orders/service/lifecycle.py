@@ -86,6 +86,12 @@ def apply_payment(session: Session, order: Order, *, payment_id: int | None, amo
     if order.fulfilment_type == "pickup":
         order.pickup_code = _pickup_code(session, order)
         change_status(session, order, S.READY_FOR_PICKUP, actor=actor)
+    elif order.fulfilment_type == "virtual":
+        # A service order (recharge, paid membership): nothing to ship, done once paid; the domain
+        # that sold it delivers the service on order.paid.
+        change_status(session, order, S.COMPLETED, actor=actor, note="Nothing to ship.")
+    if (order.kind or "goods") != "goods":
+        return  # not counted in the customer's spend (a recharge is spent later, on goods)
     customers.record_paid_order(session, merchant_id=order.merchant_id, customer_id=order.customer_id,
                                 order_id=order.id, amount_cents=order.total_cents, paid_at=paid_at)
 
@@ -121,6 +127,8 @@ def record_payment(session: Session, *, merchant_id: int, order_id: int, payment
 
 
 def _release_stock(session: Session, order: Order, *, actor: Principal | None) -> None:
+    if (order.kind or "goods") != "goods":
+        return  # a service order reserved no stock
     for line in sorted(order_lines(session, order.id), key=lambda ln: ln.sku_id):
         catalog.post_stock(session, merchant_id=order.merchant_id, sku_id=line.sku_id, delta=line.quantity,
                            reason="order_release", idempotency_key=f"order:{order.id}:release:{line.sku_id}",

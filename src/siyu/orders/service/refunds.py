@@ -107,7 +107,17 @@ def request_refund(session: Session, order_id: int, *, actor: Principal, reason:
     if actor.kind == "staff":
         actor.require("orders.refund")
     order = get_order(session, order_id, actor=actor, lock=True)
-    _check_window(session, order)
+    if (order.kind or "goods") != "goods":
+        # A service order is refunded by the domain that sold it, under its own rules
+        # (service_orders.refund_service_order), not through after-sales.
+        if source != "service":
+            raise Conflict("This order is refunded by the service it bought, not through after-sales.",
+                           code="service_order_refund")
+        if order.status not in REFUNDABLE:
+            raise Conflict("This order cannot be refunded now.", code="not_refundable",
+                           details={"status": order.status})
+    else:
+        _check_window(session, order)
     all_lines = order_lines(session, order.id)
     by_id = {line.id: line for line in all_lines}
     claimed, claimed_total, claimed_money, claimed_shipping = _claims(session, order)
@@ -290,9 +300,11 @@ def complete_refund(session: Session, refund: RefundRequest, order: Order, *, ac
         order_id=order.id, refund_id=refund.id, customer_id=order.customer_id, amount_cents=refund.amount_cents,
         money_cents=refund.money_cents, parts_cents=refund.parts_cents, shipping_cents=refund.shipping_cents,
         lines=refunded_lines, order_refunded_cents=order.refunded_cents, order_total_cents=order.total_cents,
-        fully_refunded=fully, refunded_at=now), merchant_id=order.merchant_id)
-    customers.record_refund(session, merchant_id=order.merchant_id, customer_id=order.customer_id, order_id=order.id,
-                            amount_cents=refund.amount_cents, refunded_at=now, refund_id=refund.id)
+        fully_refunded=fully, refunded_at=now, kind=order.kind or "goods"), merchant_id=order.merchant_id)
+    if (order.kind or "goods") == "goods":  # service orders are not counted in the customer's spend
+        customers.record_refund(session, merchant_id=order.merchant_id, customer_id=order.customer_id,
+                                order_id=order.id, amount_cents=refund.amount_cents, refunded_at=now,
+                                refund_id=refund.id)
     session.flush()
 
 

@@ -1,4 +1,7 @@
-"""The console overview: today's figures (a Shanghai calendar day), stock alerts and the trend of
+"""Analytics, the top domain: the console overview (this module) and the views merchants act on, one
+module each (rfm, funnel, fission, gmv, channel_mix, cohorts, leaderboard), all re-exported here.
+
+The console overview: today's figures (a Shanghai calendar day), stock alerts and the trend of
 new customers. Analytics is the top domain: it reads the lower domains only through their service
 functions, and passes the caller along so that a guide sees figures for their own customers only."""
 
@@ -12,6 +15,29 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from siyu import _has_module
+from siyu.analytics.service.channel_mix import ChannelMix, channel_mix, channel_mix_dict
+from siyu.analytics.service.cohorts import Cohorts, cohorts, cohorts_dict
+from siyu.analytics.service.common import GROUP_LABELS, GROUPS, Filters, make_filters
+from siyu.analytics.service.fission import FissionReport, fission, fission_dict
+from siyu.analytics.service.funnel import STEPS, Funnel, funnel, funnel_dict
+from siyu.analytics.service.gmv import Decomposition, decompose, decomposition_dict
+from siyu.analytics.service.leaderboard import GuideRow, leaderboard, leaderboard_dict
+from siyu.analytics.service.rfm import (
+    SEGMENT_ACTIONS,
+    SEGMENT_LABELS,
+    SEGMENTS,
+    RfmReport,
+    delete_segment,
+    get_segment,
+    iter_member_csv,
+    list_segments,
+    member_rows,
+    rfm,
+    rfm_dict,
+    save_segment,
+    segment_members,
+)
+from siyu.analytics.service.settings import Settings, get_settings, settings_dict, update_settings
 from siyu.catalog import service as catalog
 from siyu.core import clock
 from siyu.core.auth import Principal
@@ -122,3 +148,14 @@ def overview_dict(ov: Overview) -> dict[str, Any]:
         "refunds_waiting": ov.orders.refunds_waiting,
         "new_customers_by_day": [{"day": d.isoformat(), "count": n} for d, n in ov.new_customers_by_day],
     }
+
+
+__all__ = [
+    "GROUPS", "GROUP_LABELS", "SEGMENTS", "SEGMENT_ACTIONS", "SEGMENT_LABELS", "STEPS", "ChannelMix", "Cohorts",
+    "Decomposition", "Filters", "FissionReport", "Funnel", "GuideRow", "OrderFigures", "Overview", "RfmReport",
+    "Settings", "channel_mix", "channel_mix_dict", "cohorts", "cohorts_dict", "decompose", "decomposition_dict",
+    "delete_segment", "fission", "fission_dict", "funnel", "funnel_dict", "get_segment", "get_settings",
+    "iter_member_csv", "leaderboard", "leaderboard_dict", "list_segments", "make_filters", "member_rows",
+    "new_customers_trend", "order_figures", "overview", "overview_dict", "rfm", "rfm_dict", "save_segment",
+    "segment_members", "settings_dict", "update_settings",
+]

@@ -1,0 +1,65 @@
+"""attribution: bulk reads for the analytics domain (funnel events, shares, share visits, fission edges) as
+plain tuples, one query each, so analytics never touches these tables itself. Read-only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from siyu.attribution.models.shares import FissionEdge, FunnelEvent, Share, Touch
+
+BATCH = 50_000
+# The funnel kinds as stored (see service/funnel.py FUNNEL_KINDS).
+KIND_NAMES = {1: "exposure", 2: "view", 3: "add_to_cart", 4: "order", 5: "pay"}
+
+
+def funnel_event_rows(session: Session, *, merchant_id: int, start: dt.date, end: dt.date,
+                      kinds: tuple[str, ...] | None = None
+                      ) -> Iterator[tuple[dt.date, str, int | None, str | None, str | None, int | None]]:
+    """(day, kind name, customer_id, visitor_id, channel, share_id) of every funnel event on the Shanghai
+    days start..end (inclusive)."""
+    stmt = select(FunnelEvent.day, FunnelEvent.kind, FunnelEvent.customer_id, FunnelEvent.visitor_id,
+                  FunnelEvent.channel, FunnelEvent.share_id).where(
+        FunnelEvent.merchant_id == merchant_id, FunnelEvent.day >= start, FunnelEvent.day <= end)
+    if kinds is not None:
+        codes = [k for k, name in KIND_NAMES.items() if name in kinds]
+        stmt = stmt.where(FunnelEvent.kind.in_(codes))
+    for day, kind, customer_id, visitor_id, channel, share_id in session.execute(
+            stmt.execution_options(yield_per=BATCH)):
+        yield day, KIND_NAMES.get(int(kind), str(kind)), customer_id, visitor_id, channel, share_id
+
+
+def share_rows(session: Session, *, merchant_id: int, start: dt.datetime | None = None, end: dt.datetime | None = None
+               ) -> list[tuple[int, int | None, int | None, str | None, str, int, str, dt.datetime]]:
+    """(id, sharer_staff_id, sharer_customer_id, campaign, target_type, target_id, channel, created_at) of the
+    shares created in [start, end)."""
+    stmt = select(Share.id, Share.sharer_staff_id, Share.sharer_customer_id, Share.campaign, Share.target_type,
+                  Share.target_id, Share.channel, Share.created_at).where(Share.merchant_id == merchant_id)
+    if start is not None:
+        stmt = stmt.where(Share.created_at >= start)
+    if end is not None:
+        stmt = stmt.where(Share.created_at < end)
+    return [tuple(r) for r in session.execute(stmt.order_by(Share.id))]  # type: ignore[misc]
+
+
+def share_visit_counts(session: Session, *, merchant_id: int, start: dt.datetime, end: dt.datetime
+                       ) -> list[tuple[int, int]]:
+    """(share_id, touches) for the touches made through a share in [start, end)."""
+    stmt = select(Touch.share_id, func.count()).where(
+        Touch.merchant_id == merchant_id, Touch.share_id.is_not(None), Touch.at >= start, Touch.at < end
+    ).group_by(Touch.share_id)
+    return [(int(s), int(n)) for s, n in session.execute(stmt)]
+
+
+def fission_edge_rows(session: Session, *, merchant_id: int, end: dt.datetime | None = None
+                      ) -> list[tuple[int, int | None, int | None, int | None, str | None, dt.datetime]]:
+    """(customer_id, by_customer_id, by_staff_id, share_id, campaign, at) of every fission edge made before
+    `end`: who brought each customer."""
+    stmt = select(FissionEdge.customer_id, FissionEdge.by_customer_id, FissionEdge.by_staff_id, FissionEdge.share_id,
+                  FissionEdge.campaign, FissionEdge.at).where(FissionEdge.merchant_id == merchant_id)
+    if end is not None:
+        stmt = stmt.where(FissionEdge.at < end)
+    return [tuple(r) for r in session.execute(stmt.order_by(FissionEdge.at, FissionEdge.id))]  # type: ignore[misc]

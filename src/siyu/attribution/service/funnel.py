@@ -1,0 +1,142 @@
+"""attribution: funnel events (exposure, view, add to cart, order, pay), one narrow row each with the last
+touch of its customer or visitor, for analytics to scan by (merchant_id, day).
+
+Exposure and view come from the shop pages' beacon; add to cart from the orders cart service; order and pay
+from the handlers of `order.created` and `order.paid`. A client may only send exposure and view."""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from siyu.attribution.models.shares import FunnelEvent, Touch
+from siyu.attribution.service.shares import last_touch, valid_visitor_id
+from siyu.core import clock
+from siyu.core.errors import field_error
+
+FUNNEL_KINDS = {"exposure": 1, "view": 2, "add_to_cart": 3, "order": 4, "pay": 5}
+KIND_NAMES = {v: k for k, v in FUNNEL_KINDS.items()}
+CLIENT_KINDS = ("exposure", "view")
+MAX_BEACON_ITEMS = 50
+
+
+def _context(session: Session, *, merchant_id: int, customer_id: int | None, visitor_id: str | None,
+             touch_id: int | None, at: dt.datetime) -> tuple[int | None, str | None, int | None]:
+    touch = None
+    if touch_id is not None:
+        touch = session.get(Touch, touch_id)
+        if touch is not None and touch.merchant_id != merchant_id:
+            touch = None
+    if touch is None:
+        touch = last_touch(session, merchant_id=merchant_id, customer_id=customer_id, visitor_id=visitor_id, before=at)
+        if touch is None and customer_id is not None and visitor_id:
+            touch = last_touch(session, merchant_id=merchant_id, visitor_id=visitor_id, before=at)
+    if touch is None:
+        return None, None, None
+    return touch.id, touch.channel, touch.share_id
+
+
+def record_events(session: Session, *, merchant_id: int, kind: str, customer_id: int | None = None,
+                  visitor_id: str | None = None, product_ids: Iterable[int | None] = (None,), order_id: int | None = None,
+                  amount_cents: int = 0, touch_id: int | None = None, at: dt.datetime | None = None) -> int:
+    """Write one funnel row per product (one row when there is none), each carrying the last touch of the
+    customer (else the visitor) at that time, or the given touch. Returns the rows written."""
+    if kind not in FUNNEL_KINDS:
+        raise field_error("kind", "Unknown funnel event.")
+    visitor_id = valid_visitor_id(visitor_id)
+    if customer_id is None and visitor_id is None:
+        return 0
+    at = at or clock.now()
+    day = at.astimezone(clock.SHANGHAI).date()
+    touch, channel, share_id = _context(session, merchant_id=merchant_id, customer_id=customer_id,
+                                        visitor_id=visitor_id, touch_id=touch_id, at=at)
+    rows = [{"merchant_id": merchant_id, "kind": FUNNEL_KINDS[kind], "at": at, "day": day, "customer_id": customer_id,
+             "visitor_id": visitor_id, "touch_id": touch, "channel": channel, "share_id": share_id,
+             "product_id": product_id, "order_id": order_id, "amount_cents": amount_cents}
+            for product_id in dict.fromkeys(product_ids)]
+    session.flush()
+    session.connection().execute(insert(FunnelEvent.__table__), rows)
+    return len(rows)
+
+
+def record_event(session: Session, *, merchant_id: int, kind: str, customer_id: int | None = None,
+                 visitor_id: str | None = None, product_id: int | None = None, order_id: int | None = None,
+                 amount_cents: int = 0, touch_id: int | None = None, at: dt.datetime | None = None) -> int:
+    """One funnel row (see `record_events`)."""
+    return record_events(session, merchant_id=merchant_id, kind=kind, customer_id=customer_id, visitor_id=visitor_id,
+                         product_ids=(product_id,), order_id=order_id, amount_cents=amount_cents, touch_id=touch_id,
+                         at=at)
+
+
+def record_beacon(session: Session, *, merchant_id: int, kind: str, product_ids: list[int], customer_id: int | None,
+                  visitor_id: str | None) -> int:
+    """What a shop page reports: products shown (exposure) or opened (view)."""
+    if kind not in CLIENT_KINDS:
+        raise field_error("kind", "Unknown funnel event.")
+    if len(product_ids) > MAX_BEACON_ITEMS:
+        raise field_error("product_ids", "At most {n} items.", n=MAX_BEACON_ITEMS)
+    ids = [i for i in product_ids if isinstance(i, int) and 0 < i < 2**53]
+    return record_events(session, merchant_id=merchant_id, kind=kind, customer_id=customer_id, visitor_id=visitor_id,
+                         product_ids=ids or (None,))
+
+
+def counts_by_kind(session: Session, *, merchant_id: int, start: dt.date, end: dt.date) -> dict[str, int]:
+    """Funnel rows per kind for Shanghai days start..end (inclusive)."""
+    rows = session.execute(select(FunnelEvent.kind, func.count()).where(
+        FunnelEvent.merchant_id == merchant_id, FunnelEvent.day >= start, FunnelEvent.day <= end)
+        .group_by(FunnelEvent.kind))
+    found = {KIND_NAMES.get(k, str(k)): n for k, n in rows}
+    return {name: found.get(name, 0) for name in FUNNEL_KINDS}
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderStep:
+    order_id: int
+    customer_id: int
+    total_cents: int
+    created_at: dt.datetime
+    paid_cents: int = 0
+    paid_at: dt.datetime | None = None
+
+
+def record_order_steps(session: Session, *, merchant_id: int, orders: list[OrderStep]) -> int:
+    """Order and pay rows for many orders at once (orders written in bulk, e.g. the demo's year of orders,
+    which emit no events), each with its customer's last touch at that time. Returns the rows written."""
+    if not orders:
+        return 0
+    customer_ids = sorted({o.customer_id for o in orders})
+    touches: dict[int, list[tuple[dt.datetime, int, str, int | None]]] = {}
+    for start in range(0, len(customer_ids), 1000):
+        for row in session.execute(
+                select(Touch.customer_id, Touch.at, Touch.id, Touch.channel, Touch.share_id)
+                .where(Touch.merchant_id == merchant_id, Touch.customer_id.in_(customer_ids[start:start + 1000]))
+                .order_by(Touch.at, Touch.id)):
+            touches.setdefault(row.customer_id, []).append((row.at, row.id, row.channel, row.share_id))
+
+    def context(customer_id: int, at: dt.datetime) -> dict[str, object]:
+        found = touches.get(customer_id) or []
+        i = bisect.bisect_right(found, (at, 2**63))
+        if i == 0:
+            return {"touch_id": None, "channel": None, "share_id": None}
+        _at, touch_id, channel, share_id = found[i - 1]
+        return {"touch_id": touch_id, "channel": channel, "share_id": share_id}
+
+    rows = []
+    for o in orders:
+        steps = [("order", o.created_at, o.total_cents)]
+        if o.paid_at is not None:
+            steps.append(("pay", o.paid_at, o.paid_cents))
+        for kind, at, cents in steps:
+            rows.append({"merchant_id": merchant_id, "kind": FUNNEL_KINDS[kind], "at": at,
+                         "day": at.astimezone(clock.SHANGHAI).date(), "customer_id": o.customer_id, "visitor_id": None,
+                         **context(o.customer_id, at), "product_id": None, "order_id": o.order_id,
+                         "amount_cents": cents})
+    session.flush()
+    for start in range(0, len(rows), 2000):
+        session.connection().execute(insert(FunnelEvent.__table__), rows[start:start + 2000])
+    return len(rows)

@@ -1,0 +1,59 @@
+"""The analytics dashboard in a browser: sales of the last days drawn by Plotly (served from the installed
+package) with the tables beside, the date-range form, then the GMV page and a CSV export link."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+
+@pytest.mark.browser
+def test_analytics_dashboard_charts(live_server, page) -> None:
+    from siyu.core import clock
+    from siyu.db import use_database
+    from siyu.merchants import service as merchants
+    from tests.factories.customers import make_customer
+    from tests.factories.orders import make_order, make_sku
+
+    # given a merchant whose customers paid three orders yesterday and the day before (Shanghai)
+    username, password, slug = live_server.seed_admin()
+    today = clock.today_local()
+    with use_database(live_server.database), live_server.database.scope() as session:
+        merchant = merchants.get_merchant_by_slug(session, slug)
+        for days_ago, price in ((1, 12000), (1, 8000), (2, 5000)):
+            day = today - dt.timedelta(days=days_ago)
+            when = dt.datetime.combine(day, dt.time(11), tzinfo=clock.SHANGHAI)
+            with clock.frozen(when):
+                customer = make_customer(session, merchant=merchant, nickname=f"看板顾客{price}")
+                make_order(session, merchant=merchant, customer=customer, status="paid",
+                           items=[(make_sku(session, merchant=merchant, price_cents=price), 1)])
+    live_server.login(page, username, password)
+
+    # when the admin opens the analytics dashboard (in English)
+    page.goto(f"{live_server.url}/lang/en")
+    page.goto(f"{live_server.url}/console/analytics")
+
+    # then the figures and every chart are drawn
+    assert page.locator("[data-testid=stat-gmv] .value").inner_text() == "¥250.00"
+    for chart in ("#gmv-chart", "#channel-mix-chart", "#funnel-chart", "#rfm-chart"):
+        page.wait_for_selector(f"{chart} .main-svg")
+    assert page.locator("#gmv-chart .bars path").count() >= 1
+    assert page.locator("[data-testid=analytics-tabs] a").count() == 8
+    page.screenshot(path="/tmp/siyu-browser-analytics.png", full_page=True)
+
+    # when they narrow the period to yesterday with the date-range form
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    page.fill("[data-testid=filter-start]", yesterday)
+    page.fill("[data-testid=filter-end]", yesterday)
+    with page.expect_navigation():
+        page.click("[data-testid=analytics-filters] button[type=submit]")
+    assert f"start={yesterday}" in page.url
+    assert page.locator("[data-testid=stat-gmv] .value").inner_text() == "¥200.00"
+
+    # and open the GMV page from the tabs, which keeps the period
+    with page.expect_navigation():
+        page.click("[data-testid=analytics-tabs] a[href^='/console/analytics/gmv']")
+    page.wait_for_selector("#gmv-contributions-chart .main-svg")
+    assert page.locator("[data-testid=gmv-days] tbody tr").count() == 1
+    assert page.locator("[data-testid=export-csv]").get_attribute("href").startswith("/console/analytics/gmv.csv?")
