@@ -31,9 +31,10 @@ from siyu.core.events import emit
 from siyu.core.pagination import Page, paginate
 from siyu.merchants import service as merchants_service
 from siyu.merchants.models import Merchant
-from siyu.payments import events
+from siyu.payments import events, providers
 from siyu.payments.models import Payment, PaymentNotification, PaymentRefund
 from siyu.payments.providers import (
+    BalanceProvider,
     BalanceUnavailable,
     NotificationRejected,
     StartContext,
@@ -41,6 +42,7 @@ from siyu.payments.providers import (
     get_provider,
 )
 from siyu.payments.providers import sandbox as sandbox_provider
+from siyu.payments.providers import wechatpay as wechatpay_provider
 from siyu.payments.providers.base import LOGGED_HEADERS
 from siyu.payments.states import (
     PaymentStatus,
@@ -575,3 +577,30 @@ def move_customer_payments(session: Session, *, merchant_id: int, source_id: int
     result = session.execute(update(Payment).where(Payment.merchant_id == merchant_id, Payment.customer_id == source_id)
                              .values(customer_id=target_id))
     return result.rowcount or 0
+
+
+# ------------------------------------------------------------------ WeChat Pay for other domains
+# Domains above payments that call WeChat Pay themselves (e.g. distribution's transfers to change)
+# sign and verify through these, never through the provider modules.
+
+WechatPayNotConfigured = wechatpay_provider.WechatPayNotConfigured
+
+
+def register_balance_provider(provider: BalanceProvider | None) -> None:
+    """Plug in (or, with None, remove) what pays with the customer's stored value: the membership
+    domain registers it; payments only knows the interface."""
+    providers.register_balance_provider(provider)
+WechatPayAnswerRejected = NotificationRejected
+
+
+def wechatpay_config(merchant: Merchant) -> wechatpay_provider.Config:
+    """The merchant's WeChat Pay settings (raises WechatPayNotConfigured when incomplete)."""
+    return wechatpay_provider.config_for(merchant)
+
+
+def wechatpay_request(merchant: Merchant, method: str, path: str, payload: dict[str, Any] | None, *,
+                      platform_serial: bool = False) -> tuple[int, dict[str, Any]]:
+    """A signed API v3 request for the merchant: (status, body). Raises httpx.HTTPError when it could
+    not be sent and WechatPayAnswerRejected when a success answer is not signed by the platform."""
+    return wechatpay_provider.signed_request(wechatpay_config(merchant), method, path, payload,
+                                             platform_serial=platform_serial)

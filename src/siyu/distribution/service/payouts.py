@@ -1,21 +1,19 @@
 """Paying withdrawals out: the provider interface, the sandbox, and WeChat Pay's transfer to a
 user's change (商家转账到零钱, API v3, through the configurable `wechatpay_api_base`).
 
-WeChat Pay requests are signed with the payments domain's v3 signing (`authorization`) and its
-answers checked against the platform key (`verify_platform_signature`), with the merchant's WeChat
-Pay settings (`config_for`)."""
+WeChat Pay requests are signed, and their answers checked against the platform key, by the payments
+domain (`payments.service.wechatpay_request`), with the merchant's WeChat Pay settings."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
-from siyu.config import get_settings
+from siyu.payments import service as payments
 
 log = logging.getLogger(__name__)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -71,36 +69,14 @@ class WechatPayTransfers:
     name = "wechatpay"
 
     def _request(self, merchant: Any, method: str, path: str, payload: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
-        from siyu.payments.providers.wechatpay import authorization, config_for, verify_platform_signature
-
-        cfg = config_for(merchant)
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() if payload is not None else b""
-        headers = {"Authorization": authorization(cfg, method, path, body), "Accept": "application/json",
-                   "Content-Type": "application/json", "User-Agent": "siyu", "Wechatpay-Serial": cfg.platform_serial}
-        base = get_settings().wechatpay_api_base.rstrip("/")
-        with httpx.Client(timeout=TIMEOUT) as client:
-            response = client.request(method, base + path, content=body, headers=headers)
-        data: dict[str, Any] = {}
-        if response.content:
-            try:
-                parsed = response.json()
-                data = parsed if isinstance(parsed, dict) else {}
-            except ValueError:
-                data = {}
-        if response.is_success and response.content:
-            lower = {k.lower(): v for k, v in response.headers.items()}
-            verify_platform_signature(cfg, lower, response.content, check_age=False)
-        return response.status_code, data
+        return payments.wechatpay_request(merchant, method, path, payload, platform_serial=True)
 
     def pay(self, request: PayoutRequest) -> PayoutResult:
-        from siyu.payments.providers.base import NotificationRejected
-        from siyu.payments.providers.wechatpay import WechatPayNotConfigured, config_for
-
         if not request.openid:
             return PayoutResult(status="failed", error="no WeChat openid for this distributor")
         try:
-            cfg = config_for(request.merchant)
-        except WechatPayNotConfigured:
+            cfg = payments.wechatpay_config(request.merchant)
+        except payments.WechatPayNotConfigured:
             return PayoutResult(status="failed", error="WeChat Pay is not configured")
         payload = {
             "appid": cfg.appid, "out_batch_no": request.out_batch_no, "batch_name": request.remark,
@@ -110,7 +86,7 @@ class WechatPayTransfers:
         }
         try:
             status, data = self._request(request.merchant, "POST", "/v3/transfer/batches", payload)
-        except (httpx.HTTPError, NotificationRejected) as exc:
+        except (httpx.HTTPError, payments.WechatPayAnswerRejected) as exc:
             # Unknown whether WeChat Pay has it: stay paying; the query (and a repeat with the same
             # out_batch_no, which WeChat Pay treats as the same batch) settles it.
             log.warning("wechatpay transfer %s: %r", request.out_batch_no, exc)
@@ -122,13 +98,11 @@ class WechatPayTransfers:
         return PayoutResult(status="failed", error=f"{data.get('code', status)}: {data.get('message', '')}"[:200])
 
     def query(self, request: PayoutRequest) -> PayoutResult:
-        from siyu.payments.providers.base import NotificationRejected
-
         path = (f"/v3/transfer/batches/out-batch-no/{quote(request.out_batch_no)}"
                 f"/details/out-detail-no/{quote(request.out_detail_no)}")
         try:
             status, data = self._request(request.merchant, "GET", path, None)
-        except (httpx.HTTPError, NotificationRejected):
+        except (httpx.HTTPError, payments.WechatPayAnswerRejected):
             return PayoutResult(status="paying", error="provider unavailable")
         if status == 404:
             # The batch never arrived: send it again (same numbers, so never twice).

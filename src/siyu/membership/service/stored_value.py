@@ -48,7 +48,7 @@ from siyu.membership.models.stored_value import BalanceUse, Recharge, RechargePl
 from siyu.orders import pricing
 from siyu.orders import service as orders
 from siyu.payments import service as payments
-from siyu.payments.providers import register_balance_provider
+from siyu.payments.service import register_balance_provider
 
 PRINCIPAL = "stored_value"
 BONUS = "stored_value_bonus"

@@ -181,39 +181,48 @@ def _text(data: dict[str, Any], key: str, max_length: int = 64) -> str | None:
     return str(value).replace("\x00", "")[:max_length] if value is not None else None
 
 
+def signed_request(cfg: Config, method: str, path: str, payload: dict[str, Any] | None, *,
+                   platform_serial: bool = False) -> tuple[int, dict[str, Any]]:
+    """One API v3 request signed with the merchant's key, to the configured WeChat Pay base URL:
+    (HTTP status, JSON body or {}). A success answer must carry the platform's signature, otherwise
+    someone in between made it up: raises NotificationRejected; httpx.HTTPError when it could not be
+    sent. `platform_serial` adds the Wechatpay-Serial header (requests with encrypted fields)."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() if payload is not None else b""
+    headers = {"Authorization": authorization(cfg, method, path, body), "Accept": "application/json",
+               "Content-Type": "application/json", "User-Agent": "siyu"}
+    if platform_serial:
+        headers["Wechatpay-Serial"] = cfg.platform_serial
+    base = get_settings().wechatpay_api_base.rstrip("/")
+    with httpx.Client(timeout=TIMEOUT) as client:
+        response = client.request(method, base + path, content=body, headers=headers)
+    data: dict[str, Any] = {}
+    if response.content:
+        try:
+            parsed = response.json()
+            data = parsed if isinstance(parsed, dict) else {}
+        except ValueError:
+            data = {}
+    if response.is_success and response.content:
+        lower = {k.lower(): v for k, v in response.headers.items()}
+        verify_platform_signature(cfg, lower, response.content, check_age=False)
+    return response.status_code, data
+
+
 class WechatPayProvider:
     name = "wechatpay"
 
     # -------------------------------------------------------------- HTTP
 
     def _request(self, cfg: Config, method: str, path: str, payload: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() if payload is not None else b""
-        headers = {"Authorization": authorization(cfg, method, path, body), "Accept": "application/json",
-                   "Content-Type": "application/json", "User-Agent": "siyu"}
-        base = get_settings().wechatpay_api_base.rstrip("/")
         try:
-            with httpx.Client(timeout=TIMEOUT) as client:
-                response = client.request(method, base + path, content=body, headers=headers)
+            return signed_request(cfg, method, path, payload)
         except httpx.HTTPError as exc:
             log.warning("wechatpay %s %s failed: %r", method, path, exc)
             raise ProviderUnavailable() from exc
-        data: dict[str, Any] = {}
-        if response.content:
-            try:
-                parsed = response.json()
-                data = parsed if isinstance(parsed, dict) else {}
-            except ValueError:
-                data = {}
-        if response.is_success and response.content:
-            # A success answer must be signed by the platform: otherwise someone in between made it up.
-            lower = {k.lower(): v for k, v in response.headers.items()}
-            try:
-                verify_platform_signature(cfg, lower, response.content, check_age=False)
-            except NotificationRejected as exc:
-                log.warning("wechatpay answer to %s %s has a bad signature: %s", method, path, exc.reason)
-                raise ProviderError("The payment provider's answer could not be verified.",
-                                    code="provider_signature_invalid") from exc
-        return response.status_code, data
+        except NotificationRejected as exc:
+            log.warning("wechatpay answer to %s %s has a bad signature: %s", method, path, exc.reason)
+            raise ProviderError("The payment provider's answer could not be verified.",
+                                code="provider_signature_invalid") from exc
 
     def _fail(self, status: int, data: dict[str, Any]) -> ProviderError:
         return ProviderError(details={"status": status, "provider_code": str(data.get("code", ""))[:64],
