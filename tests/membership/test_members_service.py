@@ -129,6 +129,19 @@ def test_customer_profile_new_or_returning_from_orders(db: Session, merchant: Me
     assert profile["last_visit_at"] is not None
 
 
+def test_customer_profile_visits_come_from_attribution_events(db: Session, merchant: Merchant) -> None:
+    from tests.factories.attribution import make_funnel_event
+
+    customer = make_customer(db, merchant=merchant)
+    # 2026-03-01 23:30 and 2026-03-02 00:10 Shanghai are two days; two views on the second are one visit
+    first = dt.datetime(2026, 3, 1, 15, 30, tzinfo=dt.UTC)
+    for at in (first, first + dt.timedelta(minutes=40), first + dt.timedelta(hours=3)):
+        make_funnel_event(db, merchant=merchant, kind="view", customer=customer, at=at)
+    profile = members.customer_profile(db, merchant_id=merchant.id, customer_id=customer.id)
+    assert (profile["visits"], profile["visits_source"]) == (2, "attribution")
+    assert profile["last_visit_at"] == first + dt.timedelta(hours=3)
+
+
 def test_shop_api_member_centre(client, db: Session, merchant: Merchant) -> None:
     make_tier(db, merchant=merchant, name="普通", growth_threshold=0)
     make_tier(db, merchant=merchant, name="金卡", growth_threshold=100, free_shipping=True)

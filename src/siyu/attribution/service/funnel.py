@@ -94,6 +94,20 @@ def counts_by_kind(session: Session, *, merchant_id: int, start: dt.date, end: d
     return {name: found.get(name, 0) for name in FUNNEL_KINDS}
 
 
+def visit_stats(session: Session, *, merchant_id: int, customer_id: int) -> dict[str, object] | None:
+    """A customer's visits: the Shanghai days with any funnel event of theirs (a day counts once),
+    and the time of the latest event or touch. None when attribution has recorded nothing of them."""
+    visits, last_event = session.execute(
+        select(func.count(func.distinct(FunnelEvent.day)), func.max(FunnelEvent.at))
+        .where(FunnelEvent.merchant_id == merchant_id, FunnelEvent.customer_id == customer_id)).one()
+    last_touch_at = session.scalar(select(func.max(Touch.at)).where(
+        Touch.merchant_id == merchant_id, Touch.customer_id == customer_id))
+    if not visits and last_touch_at is None:
+        return None
+    latest = [t for t in (last_event, last_touch_at) if t is not None]
+    return {"visits": int(visits or 0), "last_visit_at": max(latest) if latest else None}
+
+
 @dataclasses.dataclass(frozen=True)
 class OrderStep:
     order_id: int

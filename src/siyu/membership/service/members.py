@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from siyu.attribution.service import funnel
 from siyu.core import audit, clock
 from siyu.core.auth import Principal
 from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -376,22 +377,10 @@ def customer_profile(session: Session, *, merchant_id: int, customer_id: int) ->
 
 
 def _visits_from_attribution(session: Session, merchant_id: int, customer_id: int) -> tuple[Any, Any, str]:
-    """attribution's `visit_stats(session, *, merchant_id, customer_id) -> {"visits", "last_visit_at"} | None`
-    (in its funnel or shares service) when that domain offers it."""
-    import importlib
-
-    for name in ("siyu.attribution.service.funnel", "siyu.attribution.service.shares"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        fn = getattr(module, "visit_stats", None)
-        if fn is None:
-            continue
-        stats = fn(session, merchant_id=merchant_id, customer_id=customer_id)
-        if stats:
-            return int(stats.get("visits", 0)), stats.get("last_visit_at"), "attribution"
-    return None, None, ""
+    stats = funnel.visit_stats(session, merchant_id=merchant_id, customer_id=customer_id)
+    if stats is None:
+        return None, None, ""
+    return stats["visits"], stats["last_visit_at"], "attribution"
 
 
 def move_customer(session: Session, *, merchant_id: int, source_id: int, target_id: int) -> None:
