@@ -69,6 +69,10 @@ def run(*, points: int = 10_000, queries: int = 2000, radius_m: int = 3000, limi
         try:
             if temporary:
                 Base.metadata.create_all(database.engine)
+            else:
+                from siyu import migrate
+
+                migrate.upgrade(url)  # a given database is brought to the current schema, as `bench checkout` does
             with use_database(database):
                 started = time.perf_counter()
                 with database.scope() as session:
