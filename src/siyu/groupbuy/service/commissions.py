@@ -2,9 +2,9 @@
 
 Rule: a leader earns `bps` of the paid amount of each line sold at their point; the rate is the
 wave item's, else the wave's, else the leader's own, else the merchant's default. A commission row
-per order line is accrued to the leader's `commission_pending` account when the order is paid,
+per order line is accrued to the leader's `leader_commission_pending` account when the order is paid,
 reduced when the line is refunded (cumulatively: what is left is the rate applied to what is left
-of the line), and moved to `commission_settled` once the order has been picked up and its
+of the line), and moved to `leader_commission_settled` once the order has been picked up and its
 after-sales window has closed. The accounts are generic (kind per state, owner_type per kind of
 earner), so other earners such as distributors can use this ledger with their own owner_type.
 """
@@ -23,8 +23,8 @@ from siyu.groupbuy.models import Commission, Leader, Wave, WaveItem
 from siyu.groupbuy.states import CommissionStatus
 from siyu.ledger import service as ledger
 
-PENDING_KIND = "commission_pending"
-SETTLED_KIND = "commission_settled"
+PENDING_KIND = "leader_commission_pending"
+SETTLED_KIND = "leader_commission_settled"
 OWNER_TYPE = "leader"
 C = CommissionStatus
 
