@@ -14,6 +14,7 @@ DOMAINS = (
     "payments",
     "orders",
     "membership",
+    "promotions",
     "groupbuy",
     "distribution",
     "analytics",

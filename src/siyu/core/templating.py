@@ -24,6 +24,7 @@ CONSOLE_MENU: list[tuple[str, str, str, str | None]] = [
     ("attribution", "Sharing", "/console/attribution", None),
     ("channels", "WeChat channels", "/console/channels", None),
     ("membership", "Members", "/console/membership", None),
+    ("promotions", "Marketing", "/console/promotions", None),
     ("distribution", "Distribution", "/console/distribution", None),
     ("groupbuy", "Group buying", "/console/groupbuy", None),
     ("analytics", "Analytics", "/console/analytics", None),

@@ -38,6 +38,10 @@ class PricingLine:
     image_url: str = ""
     # The sum of this line's shares of the adjustments so far (negative = discounted).
     adjustment_cents: int = 0
+    # Set by a contributor that sells this line at a campaign price (flash sale, team buy, bargain,
+    # ladder): {"kind", "campaign_id", "coupons": bool, "member_discount": bool}. Later contributors
+    # leave a promotional line alone unless the campaign allows them ("coupons", "member_discount").
+    promo: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.subtotal_cents:
@@ -108,6 +112,11 @@ class PricingContext:
     points: int = 0
     use_balance: bool = False
     share_code: str | None = None
+    # The campaign the customer buys through (CheckoutRequest.promotion as a dict), or None.
+    promotion: dict[str, Any] | None = None
+    # True for a checkout preview (nothing is placed): contributors may add suggestions then
+    # (e.g. the best coupon) that an order placement does not need.
+    preview: bool = False
     now: dt.datetime | None = None
     adjustments: list[Adjustment] = dataclasses.field(default_factory=list)
     shipping_cents: int = 0
@@ -176,6 +185,11 @@ class PricingContext:
         part = PaymentPart(kind=kind, amount_cents=amount_cents, details=dict(details or {}), source=source)
         self.payment_parts.append(part)
         return part
+
+    def lines_open_to(self, what: str) -> list[PricingLine]:
+        """The lines a later discount may touch: those not at a campaign price, and those whose
+        campaign allows `what` ("coupons" or "member_discount")."""
+        return [line for line in self.lines if line.promo is None or line.promo.get(what)]
 
     def line_discounts(self) -> list[int]:
         return [line.adjustment_cents for line in self.lines]

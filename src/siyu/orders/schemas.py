@@ -77,6 +77,17 @@ class CheckoutItem(BaseModel):
     quantity: Quantity
 
 
+class PromotionChoice(BaseModel):
+    """Buy at a campaign's price (the promotions domain prices it): a flash sale or a ladder price by
+    `campaign_id`; a team buy by `campaign_id` (a new team) or also `team_id` (join that team); a
+    bargain by `bargain_id` (the customer's own bargain, at its current price)."""
+
+    kind: Literal["flash_sale", "team_buy", "bargain", "ladder"]
+    campaign_id: Id | None = None
+    team_id: Id | None = None
+    bargain_id: Id | None = None
+
+
 class CheckoutRequest(BaseModel):
     """The body of checkout preview and order creation."""
 
@@ -86,6 +97,8 @@ class CheckoutRequest(BaseModel):
     use_balance: bool = False
     # A points-mall exchange: the mall item the (single) item is exchanged as (membership prices it).
     points_mall_item_id: Id | None = None
+    # Buy at a campaign's price (one campaign per order; see PromotionChoice).
+    promotion: PromotionChoice | None = None
     share_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
     fulfilment: FulfilmentIn
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""

@@ -236,8 +236,33 @@ def _checkout_items(session: Any, customer: Principal, values: Any) -> tuple[lis
 
 def _typed_checkout(values: Any) -> dict[str, str]:
     keys = ("sku_id", "quantity", "type", "address_id", "store_id", "note", "idem_key", "lat", "lng",
-            "save_address", "use_balance", "points", *ADDRESS_FIELDS)
-    return {k: (values.get(k) or "").strip()[:200] if isinstance(values.get(k), str) else "" for k in keys}
+            "save_address", "use_balance", "points", *PROMO_FIELDS, *ADDRESS_FIELDS)
+    typed = {k: (values.get(k) or "").strip()[:200] if isinstance(values.get(k), str) else "" for k in keys}
+    coupons = [v.strip() for v in values.getlist("coupon_id") if isinstance(v, str) and v.strip()][:10]
+    typed["coupon_ids"] = ",".join(c for c in coupons if c.isascii() and c.isdigit() and len(c) <= 15)
+    return typed
+
+
+# The campaign a buy-now checkout is for (promotions prices it), carried in the page's query and form.
+PROMO_FIELDS = ("promo_kind", "promo_campaign_id", "promo_team_id", "promo_bargain_id")
+
+
+def _request_extras(typed: dict[str, str]) -> dict[str, Any]:
+    """The coupons chosen and the campaign bought through, as CheckoutRequest fields (validated there)."""
+    extras: dict[str, Any] = {"coupon_ids": [int(c) for c in typed.get("coupon_ids", "").split(",") if c]}
+    if typed.get("promo_kind"):
+        promotion: dict[str, Any] = {"kind": typed["promo_kind"]}
+        for field in ("campaign_id", "team_id", "bargain_id"):
+            raw = typed.get(f"promo_{field}", "")
+            if raw:
+                promotion[field] = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 15 else raw
+        extras["promotion"] = promotion
+    return extras
+
+
+def promo_query(typed: dict[str, str]) -> dict[str, str]:
+    """The campaign fields to carry in links back to this checkout."""
+    return {k: typed[k] for k in PROMO_FIELDS if typed.get(k)}
 
 
 def _points(typed: dict[str, str]) -> int:
@@ -324,7 +349,8 @@ def _checkout_page(request: Request, session: Any, merchant: Merchant, customer:
     if fulfilment is not None and items and not error:
         try:
             request_body = CheckoutRequest(items=items, fulfilment=fulfilment, note=typed["note"][:200],
-                                           use_balance=typed["use_balance"] == "1", points=_points(typed))
+                                           use_balance=typed["use_balance"] == "1", points=_points(typed),
+                                           **_request_extras(typed))
             preview = service.preview(session, actor=customer, request=request_body)
         except ValidationError:
             error = _("Some fields are not valid.")
@@ -337,7 +363,8 @@ def _checkout_page(request: Request, session: Any, merchant: Merchant, customer:
                     errors[key.rsplit(".", 1)[-1]] = message
             else:
                 error = _stock_message(exc, titles)
-    buy_now_query = urlencode({"sku_id": typed["sku_id"], "quantity": typed["quantity"] or "1"}) if not from_cart else ""
+    buy_now_query = urlencode({"sku_id": typed["sku_id"], "quantity": typed["quantity"] or "1",
+                               **promo_query(typed)}) if not from_cart else ""
     return render(request, "orders/shop_checkout.html", {
         "tab": "me", "typed": typed, "errors": errors, "flash": error, "flash_kind": "error",
         "lines": lines, "subtotal_cents": sum(line["subtotal_cents"] for line in lines), "preview": preview,
@@ -377,7 +404,8 @@ def shop_checkout_place(request: Request, merchant: ShopMerchant, session: DbSes
                               error=_("Some fields are not valid."), status=422, **page_args)
     try:
         body = CheckoutRequest(items=items, fulfilment=fulfilment, note=typed["note"][:200],
-                               use_balance=typed["use_balance"] == "1", points=_points(typed))
+                               use_balance=typed["use_balance"] == "1", points=_points(typed),
+                               **_request_extras(typed))
     except ValidationError:
         return _checkout_page(request, session, merchant, customer, typed, error=_("Some fields are not valid."),
                               status=422, **page_args)

@@ -42,10 +42,13 @@ CHANNEL_LABELS = {
     "direct": "Direct", "oa": "Official account", "wecom": "WeCom",
 }
 
-TARGET_TYPES = ("product", "store", "live", "team", "bargain", "coupon", "wave", "page")
+TARGET_TYPES = ("product", "store", "live", "team", "bargain", "coupon", "wave", "page", "team_buy", "split_coupon",
+                "flash_sale", "ladder")
 
 TARGET_LABELS = {"product": "Product", "store": "Store", "live": "Live session", "team": "Team buy",
-                 "bargain": "Bargain", "coupon": "Coupon", "wave": "Group-buy wave", "page": "Page"}
+                 "bargain": "Bargain", "coupon": "Coupon", "wave": "Group-buy wave", "page": "Page",
+                 "team_buy": "Team-buy campaign", "split_coupon": "Split coupon", "flash_sale": "Flash sale",
+                 "ladder": "Ladder price"}
 
 # Unambiguous characters only (no 0/O, 1/l/I): codes are read aloud and typed from posters.
 CODE_ALPHABET = "23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"

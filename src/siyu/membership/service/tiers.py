@@ -409,7 +409,7 @@ class TierDiscountContributor:
         if tier.discount_bps <= 0:
             return
         products, categories = set(tier.discount_product_ids or []), set(tier.discount_category_ids or [])
-        targets = [line for line in ctx.lines
+        targets = [line for line in ctx.lines_open_to("member_discount")
                    if (not products and not categories) or line.product_id in products
                    or (line.category_id is not None and line.category_id in categories)]
         base = sum(line.amount_cents for line in targets)

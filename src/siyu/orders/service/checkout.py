@@ -85,8 +85,8 @@ def _fulfilment(session: Session, request: CheckoutRequest, actor: Principal) ->
     return pricing.Fulfilment(type="leader", leader_id=f.leader_id)
 
 
-def build_context(session: Session, *, actor: Principal, request: CheckoutRequest,
-                  check_stock: bool = True) -> tuple[pricing.PricingContext, dict[int, SkuInfo]]:
+def build_context(session: Session, *, actor: Principal, request: CheckoutRequest, check_stock: bool = True,
+                  preview: bool = False) -> tuple[pricing.PricingContext, dict[int, SkuInfo]]:
     """Load everything pricing needs once (SKUs, fulfilment, the merchant's settings), check that
     every item is for sale, then run the pricing pipeline."""
     customer_id = _customer_id(actor)
@@ -108,6 +108,7 @@ def build_context(session: Session, *, actor: Principal, request: CheckoutReques
         merchant_id=actor.merchant_id, customer_id=customer_id, lines=lines, fulfilment=fulfilment,
         settings=dict(merchant.settings or {}), coupon_ids=list(request.coupon_ids), points=request.points,
         use_balance=request.use_balance, share_code=request.share_code, now=clock.now(),
+        promotion=request.promotion.model_dump() if request.promotion is not None else None, preview=preview,
         extra={"points_mall_item_id": request.points_mall_item_id} if request.points_mall_item_id else {},
     )
     pricing.run_pipeline(session, ctx)
@@ -137,7 +138,7 @@ def breakdown(ctx: pricing.PricingContext) -> dict[str, Any]:
 
 def preview(session: Session, *, actor: Principal, request: CheckoutRequest) -> dict[str, Any]:
     """Price a basket without writing anything (409 `out_of_stock` when stock is visibly short)."""
-    ctx, _ = build_context(session, actor=actor, request=request)
+    ctx, _ = build_context(session, actor=actor, request=request, preview=True)
     return breakdown(ctx)
 
 

@@ -1,0 +1,5 @@
+"""promotions: bargains (砍价): a customer's bargain, friends' assists cutting the price towards the floor — REST routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["promotions"])

@@ -1,0 +1,5 @@
+"""promotions: interactive pop-ups (互动营销) on the H5 shop: audiences, frequency caps, conversions — REST routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["promotions"])

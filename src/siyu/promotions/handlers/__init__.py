@@ -1,0 +1,12 @@
+"""The promotions handlers, one module per area."""
+
+from siyu.promotions.handlers import (
+    bargains,  # noqa: F401
+    coupons,  # noqa: F401
+    flash_sales,  # noqa: F401
+    ladders,  # noqa: F401
+    payment_offers,  # noqa: F401
+    popups,  # noqa: F401
+    split_coupons,  # noqa: F401
+    team_buys,  # noqa: F401
+)

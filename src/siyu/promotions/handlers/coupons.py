@@ -1,0 +1,1 @@
+"""promotions: coupon templates, claiming, my coupons, the coupon contributor and the best-coupon suggestion — reactions to other domains' events."""

@@ -1,0 +1,1 @@
+"""promotions: ladder prices (阶梯价): the price falls as participants cross thresholds; differences refunded — reactions to other domains' events."""

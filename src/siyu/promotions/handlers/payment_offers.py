@@ -1,0 +1,1 @@
+"""promotions: payment marketing (支付营销): what the payment result page offers, claims and click-throughs — reactions to other domains' events."""

@@ -1,0 +1,1 @@
+"""promotions: split coupons (好友瓜分券): pools opened by a customer, joined by friends, split into coupons — tables."""

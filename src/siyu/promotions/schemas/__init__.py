@@ -1,0 +1,1 @@
+"""The promotions request and response models, one module per area."""

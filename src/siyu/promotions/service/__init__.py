@@ -1,0 +1,1 @@
+"""promotions logic, one module per area."""

@@ -1,0 +1,1 @@
+"""promotions: flash sales (秒杀): time window, promotional price, own allocation, per-customer limit — logic."""

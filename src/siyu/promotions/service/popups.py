@@ -1,0 +1,1 @@
+"""promotions: interactive pop-ups (互动营销) on the H5 shop: audiences, frequency caps, conversions — logic."""

@@ -1,0 +1,1 @@
+"""The promotions statuses and their transition tables, one module per area."""
