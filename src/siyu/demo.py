@@ -17,7 +17,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from siyu import DOMAINS, _has_module
-from siyu.core import clock
+from siyu.core import clock, ids
 from siyu.core.demo import DEMO_PASSWORD, DEMO_SEED, DEMO_SLUG, DemoContext
 from siyu.db import Database, import_all_models, use_database
 
@@ -63,7 +63,10 @@ def seed_demo(database: Database, *, scale: float = 1.0, now: dt.datetime | None
         raise DemoExists(f"the database already holds the merchant {DEMO_SLUG!r}")
     ctx = DemoContext(rng=random.Random(DEMO_SEED), now=(now or demo_now()).astimezone(dt.UTC), scale=scale)
     # use_database: event handlers run after the commit against this database, not the process default.
-    with use_database(database), clock.frozen(ctx.now), database.scope() as session:
+    # ids.seeded: order numbers, pickup codes, payment numbers and nonces from a seeded generator of their
+    # own, so two builds are identical (handlers running after the commit included).
+    with ids.seeded(random.Random(DEMO_SEED + 1)), use_database(database), clock.frozen(ctx.now), \
+            database.scope() as session:
         for _domain, seed in seeders():
             seed(session, ctx)
             session.flush()

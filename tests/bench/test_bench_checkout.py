@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from siyu import cli
 from siyu.bench import checkout as bench
 
-KEYS = {"bench", "mode", "database", "database_source", "merchant", "workers", "buyers", "duration_s",
+KEYS = {"bench", "mode", "database", "database_source", "merchant", "workers", "server_layout", "buyers", "duration_s",
         "checkouts_limit", "stock", "skus", "seconds", "selling_seconds", "sold_out_after_s", "paid_checkouts",
         "paid_checkouts_per_s", "orders_created", "latency", "out_of_stock", "errors", "login_failures", "cpu",
         "correctness", "per_checkout_round_trips", "pgbench", "ratio_to_pgbench"}

@@ -10,7 +10,9 @@ Contract (other domains' browser tests rely on it):
 
 The live server's app is bound to its own Database (`create_app(database=...)`), so the unit
 tests' `db` fixture, which swaps the process-global database, never reaches it. Browser tests run
-last in a session (they share the process with an event loop Playwright drives).
+last in a session (they share the process with an event loop Playwright drives); under pytest-xdist
+they are one group (`xdist_group("browser")`, see tests/conftest.py), run by one worker after its
+other tests, so there is one live server and one chromium per run.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from siyu.analytics import service
 from siyu.core import clock
 from siyu.core.web import DbSession
 from siyu.merchants.deps import Staff
+from siyu.promotions.service import coupons
 
 router = APIRouter(tags=["analytics"])
 
@@ -170,3 +171,17 @@ def segment_members_csv(session: DbSession, principal: Staff, segment_id: int) -
     name = f"segment-{segment_id}-{clock.today_local():%Y%m%d}.csv"
     return StreamingResponse(service.iter_member_csv(rows), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+class SendCouponIn(BaseModel):
+    template_id: Annotated[int, Field(gt=0, le=2**53)]
+
+
+@router.post("/api/v1/admin/analytics/segments/{segment_id}/send-coupon")
+def segment_send_coupon(session: DbSession, principal: Staff, segment_id: int, body: SendCouponIn) -> dict[str, Any]:
+    """Send one coupon of a template (offered through the `segment` channel) to each member of the saved
+    segment now: `{issued, coupon_ids, refused: {code: n}}` (promotions' coupon rules apply: stock, limit)."""
+    members = service.segment_members(session, segment_id, actor=principal)
+    return coupons.issue_to_customers(session, actor=principal, template_id=body.template_id,
+                                      customer_ids=[m.customer_id for m in members], channel="segment",
+                                      source_ref=f"segment:{segment_id}")

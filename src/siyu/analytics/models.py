@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.core import clock
@@ -47,3 +47,84 @@ class SavedSegment(IdMixin, Base):
 
     __table_args__ = (UniqueConstraint("merchant_id", "name"),)
 
+
+
+# ---------------------------------------------------------------- aggregates (maintained on order events)
+# Rebuilt from the source tables by `service.aggregates.rebuild`; the views read them once a merchant's
+# aggregates have been built (AggregateState), and compute from the source rows before that.
+
+
+class AggregateState(IdMixin, Base):
+    """One row per merchant whose aggregates were built: from then on the order handlers keep them."""
+
+    __tablename__ = "analytics_aggregate_state"
+
+    merchant_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    built_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    # The last Shanghai day whose funnel events are in analytics_daily_people (later days are read from
+    # the events themselves); the job `analytics.daily_people` moves it to yesterday.
+    people_through: Mapped[dt.date | None] = mapped_column()
+    # The last outbox event the rebuild saw the effects of: the handlers skip events up to it.
+    events_through: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CustomerPurchaseStats(IdMixin, Base):
+    """A customer's paid goods orders in one row. "Kept" orders are those not refunded whole; first/last
+    and the acquisition facts are of kept orders (the first by paid time, then id). `month_bits` has bit k
+    set when the customer kept an order in the k-th Shanghai month after the first one (k = 1 .. 62)."""
+
+    __tablename__ = "analytics_customer_stats"
+
+    merchant_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    paid_orders: Mapped[int] = mapped_column(Integer, default=0)
+    kept_orders: Mapped[int] = mapped_column(Integer, default=0)
+    kept_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_paid_at: Mapped[dt.datetime | None] = mapped_column()
+    last_paid_at: Mapped[dt.datetime | None] = mapped_column()
+    first_month: Mapped[dt.date | None] = mapped_column()
+    first_channel: Mapped[str] = mapped_column(String(200), default="")
+    first_group: Mapped[str] = mapped_column(String(20), default="")
+    first_campaign: Mapped[str] = mapped_column(String(200), default="")
+    month_bits: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (UniqueConstraint("merchant_id", "customer_id"),
+                      Index("ix_analytics_customer_stats_first_month", "merchant_id", "first_month"))
+
+
+class DailySales(IdMixin, Base):
+    """Paid goods orders per Shanghai day of payment × store × owner × attributed guide × touch channel ×
+    channel group × campaign (0 / "" for none). Refunds are booked to the day of the sale."""
+
+    __tablename__ = "analytics_daily_sales"
+    __scope__ = {"store": "store_id", "owner": "owner_id"}
+
+    merchant_id: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[dt.date] = mapped_column()
+    store_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    owner_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    guide_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    channel: Mapped[str] = mapped_column(String(200), default="")
+    grp: Mapped[str] = mapped_column(String(20), default="")
+    campaign: Mapped[str] = mapped_column(String(200), default="")
+    orders: Mapped[int] = mapped_column(Integer, default=0)
+    gmv_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (UniqueConstraint("merchant_id", "day", "store_id", "owner_id", "guide_id", "channel", "grp",
+                                       "campaign", name="uq_analytics_daily_sales_bucket"),)
+
+
+class DailyPeople(IdMixin, Base):
+    """The distinct people of a Shanghai day: everyone with a funnel event ("c<customer id>", else
+    "v<visitor cookie>") and every buyer (`buyer` 1: a paid goods order that day)."""
+
+    __tablename__ = "analytics_daily_people"
+
+    merchant_id: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[dt.date] = mapped_column()
+    person: Mapped[str] = mapped_column(String(80))
+    buyer: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (UniqueConstraint("merchant_id", "day", "person", name="uq_analytics_daily_people"),
+                      Index("ix_analytics_daily_people_person", "merchant_id", "person", "day"))

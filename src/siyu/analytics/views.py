@@ -26,6 +26,7 @@ from siyu.core.web import DbSession, form_str
 from siyu.customers import service as customers
 from siyu.merchants import service as merchants
 from siyu.merchants.deps import ConsoleForm, ConsoleStaff
+from siyu.promotions.service import coupons
 
 router = APIRouter(include_in_schema=False)
 
@@ -442,3 +443,32 @@ def leaderboard_csv(request: Request, session: DbSession, principal: ConsoleStaf
     rows += [[i + 1, r.guide_id, r.name, r.customers_owned, r.new_customers, r.orders, r.attributed_net_cents,
               r.repurchase_bps, "n/a" if r.tasks_done is None else r.tasks_done] for i, r in enumerate(data)]
     return _csv(rows, "leaderboard")
+
+
+@router.get("/console/analytics/segments/{segment_id}/send-coupon")
+def segment_send_coupon_page(request: Request, session: DbSession, principal: ConsoleStaff,
+                             segment_id: int) -> Response:
+    """Choose a coupon (offered through the `segment` channel) to send to the segment's members."""
+    row = service.get_segment(session, segment_id, actor=principal)
+    members = service.segment_members(session, segment_id, actor=principal)
+    return render(request, "promotions/coupons_send_segment.html", {
+        "active_menu": "analytics", "segment": row, "members_count": len(members),
+        "templates": coupons.list_claimable(session, merchant_id=principal.merchant_id, channel="segment"),
+        "describe": coupons.describe, "result": None})
+
+
+@router.post("/console/analytics/segments/{segment_id}/send-coupon")
+def segment_send_coupon_post(request: Request, session: DbSession, principal: ConsoleStaff, form: ConsoleForm,
+                             segment_id: int) -> Response:
+    row = service.get_segment(session, segment_id, actor=principal)
+    template_id = _opt_int(form_str(form, "template_id", max_length=20))
+    if template_id is None:
+        raise ValidationFailed(details={"fields": {"template_id": _("Choose a coupon.")}})
+    members = service.segment_members(session, segment_id, actor=principal)
+    result = coupons.issue_to_customers(session, actor=principal, template_id=template_id,
+                                        customer_ids=[m.customer_id for m in members], channel="segment",
+                                        source_ref=f"segment:{segment_id}")
+    return render(request, "promotions/coupons_send_segment.html", {
+        "active_menu": "analytics", "segment": row, "members_count": len(members),
+        "templates": coupons.list_claimable(session, merchant_id=principal.merchant_id, channel="segment"),
+        "describe": coupons.describe, "result": result})

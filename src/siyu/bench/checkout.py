@@ -9,7 +9,9 @@ lost or paid twice.
    POST /api/v1/shop/{m}/orders (Idempotency-Key) → POST …/orders/{id}/pay {method: sandbox}
    → POST …/payments/{id}/sandbox-confirm, until `duration` seconds or `checkouts` paid checkouts.
    `flash`: everyone buys the hot SKU; once it is sold out buyers get 409 out_of_stock, which is
-   sampled for a short while and the run ends. `spread`: a random normal SKU each time.
+   sampled for a short while and the run ends. `flash_sale`: the same through a real flash-sale
+   campaign (promotions.flash_sales) whose allocation is `stock` while the SKU holds twice that; sold-out
+   answers are 409 flash_sold_out (the admission check's cheap refusal), counted with their rate. `spread`: a random normal SKU each time.
 4. Correctness is read from the database afterwards: oversold units, lost orders, double-paid
    orders, the stock ledger against its balance.
 5. On PostgreSQL, pgbench runs the raw database limit: one transaction that decrements a stock row
@@ -51,8 +53,13 @@ from siyu.bench.common import (
     server,
 )
 
-MODES = ("flash", "spread")
+MODES = ("flash", "spread", "flash_sale")
 HOT_PRICE_CENTS = 990
+# flash_sale mode: a real flash-sale campaign on the hot SKU (promotions.flash_sales) at this price, its
+# allocation = --stock, the SKU's own stock twice that (the allocation is what runs out).
+FLASH_PRICE_CENTS = 590
+# Refusals that mean "it is gone" (counted and timed as sold-out answers).
+SOLD_OUT_CODES = ("create:409:out_of_stock", "create:409:flash_sold_out")
 NORMAL_STOCK = 1_000_000
 # After a flash sale sells out, keep measuring the out_of_stock answers for this long, then stop.
 SOLD_OUT_SAMPLE_S = 1.5
@@ -69,6 +76,9 @@ class Setup:
     hot_sku_id: int
     normal_sku_ids: list[int]
     initial_stock: dict[int, int]
+    # flash_sale mode: the campaign and its allocation.
+    flash_sale_id: int | None = None
+    allocation: int | None = None
 
 
 # ---------------------------------------------------------------- preparing the database
@@ -78,19 +88,18 @@ def _dialect(url: str) -> str:
     return url.split(":", 1)[0].split("+", 1)[0]
 
 
-def prepare(url: str, *, stock: int, skus: int) -> Setup:
-    """Migrate `url` and create a bench merchant with a hot SKU and `skus` normal SKUs."""
+def prepare(url: str, *, stock: int, skus: int, flash_sale: bool = False) -> Setup:
+    """Build or migrate `url`'s schema and create a bench merchant with a hot SKU and `skus` normal SKUs."""
     from sqlalchemy import select
 
-    from siyu import migrate
     from siyu.catalog import service as catalog
     from siyu.catalog.models import Sku
     from siyu.core.auth import system_principal
     from siyu.db import Database, import_all_models, use_database
     from siyu.merchants import service as merchants
 
-    migrate.upgrade(url)
     import_all_models()
+    _build_schema(url)
     database = Database(url)
     try:
         with use_database(database), database.scope() as session:
@@ -98,8 +107,9 @@ def prepare(url: str, *, stock: int, skus: int) -> Setup:
             merchant = merchants.create_merchant(session, slug=slug, name="压测商户")
             session.flush()
             actor = system_principal(merchant.id)
+            hot_stock = 2 * stock if flash_sale else stock
             hot = catalog.create_product(session, actor=actor, title="秒杀爆款", status="on_sale",
-                                         skus=[{"spec": {}, "price_cents": HOT_PRICE_CENTS, "stock": stock}])
+                                         skus=[{"spec": {}, "price_cents": HOT_PRICE_CENTS, "stock": hot_stock}])
             per_product = 10
             for p in range((skus + per_product - 1) // per_product):
                 n = min(per_product, skus - p * per_product)
@@ -111,10 +121,53 @@ def prepare(url: str, *, stock: int, skus: int) -> Setup:
                                    .order_by(Sku.id)).all()
             hot_id = next(sid for sid, pid in rows if pid == hot.id)
             normal = [sid for sid, pid in rows if pid != hot.id]
+            flash_sale_id = _make_flash_sale(session, actor, hot_id, stock) if flash_sale else None
             return Setup(url=url, merchant_id=merchant.id, slug=slug, hot_sku_id=hot_id, normal_sku_ids=normal,
-                         initial_stock={hot_id: stock, **dict.fromkeys(normal, NORMAL_STOCK)})
+                         initial_stock={hot_id: hot_stock, **dict.fromkeys(normal, NORMAL_STOCK)},
+                         flash_sale_id=flash_sale_id, allocation=stock if flash_sale else None)
     finally:
         database.dispose()
+
+
+def _make_flash_sale(session: Any, actor: Any, sku_id: int, allocation: int) -> int:
+    """A running flash sale (scheduled, started a minute ago, for a day) of `allocation` units of the
+    hot SKU; a per-customer limit that never binds first (the counter row is still written)."""
+    import datetime as dt
+
+    from siyu.core import clock
+    from siyu.promotions.service import flash_sales
+
+    now = clock.now()
+    sale = flash_sales.create_flash_sale(
+        session, actor=actor, title="压测秒杀", starts_at=now - dt.timedelta(minutes=1),
+        ends_at=now + dt.timedelta(days=1),
+        items=[flash_sales.FlashItemIn(sku_id=sku_id, flash_price_cents=FLASH_PRICE_CENTS, allocation=allocation,
+                                       per_customer_limit=allocation if allocation <= 999 else None)])
+    flash_sales.schedule(session, sale.id, actor=actor)
+    return sale.id
+
+
+def _build_schema(url: str) -> None:
+    """An empty database (the temporary SQLite file, a new PostgreSQL database) gets its tables from
+    the models and is stamped at the migrations' head, as the tests build theirs; a database that
+    has tables is migrated."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from siyu import migrate
+    from siyu.db import Base, make_engine
+
+    engine = make_engine(url)
+    try:
+        empty = not inspect(engine).get_table_names()
+        if empty:
+            Base.metadata.create_all(engine)
+    finally:
+        engine.dispose()
+    if empty:
+        command.stamp(migrate.alembic_config(url), "head")
+    else:
+        migrate.upgrade(url)
 
 
 @contextlib.contextmanager
@@ -206,17 +259,19 @@ def _buyer(n: int, base: str, setup: Setup, mode: str, run: _Run, gate: threadin
             return
         perf = time.perf_counter
         while not run.over(perf()):
-            sku = setup.hot_sku_id if mode == "flash" else rng.choice(setup.normal_sku_ids)
+            sku = setup.hot_sku_id if mode in ("flash", "flash_sale") else rng.choice(setup.normal_sku_ids)
             body = {"items": [{"sku_id": sku, "quantity": 1}], "fulfilment": {"type": "delivery", "address": ADDRESS}}
+            if setup.flash_sale_id is not None:
+                body["promotion"] = {"kind": "flash_sale", "campaign_id": setup.flash_sale_id}
             try:
                 t0 = perf()
                 r = client.post(f"{shop}/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
                 t1 = perf()
                 if r.status_code != 201:
                     key = _error_key(r, "create")
-                    if key == "create:409:out_of_stock":
+                    if key in SOLD_OUT_CODES:
                         result.out_of_stock.append(t1 - t0)
-                        if mode == "flash":
+                        if mode in ("flash", "flash_sale"):
                             run.sold_out(t1)
                     else:
                         result.errors[key] += 1
@@ -248,14 +303,16 @@ def _buyer(n: int, base: str, setup: Setup, mode: str, run: _Run, gate: threadin
             run.count_paid()
 
 
-def drive(base: str, setup: Setup, *, mode: str, buyers: int, duration: float, checkouts: int | None,
+def drive(base: str | list[str], setup: Setup, *, mode: str, buyers: int, duration: float, checkouts: int | None,
           server_pids: list[int] | None = None, on_start: Any = None) -> dict[str, Any]:
-    """Run the buyers against a running server; the client-side half of the report."""
+    """Run the buyers against a running server (or servers: buyer n uses `base[n % len(base)]`); the
+    client-side half of the report."""
+    bases = [base] if isinstance(base, str) else list(base)
     run_id = uuid.uuid4().hex[:8]
     gate = threading.Barrier(buyers + 1)
     results = [BuyerResult() for _ in range(buyers)]
-    run = _Run(checkouts=checkouts, deadline=float("inf"), flash=mode == "flash")
-    threads = [threading.Thread(target=_buyer, args=(i, base, setup, mode, run, gate, run_id, results[i]), daemon=True)
+    run = _Run(checkouts=checkouts, deadline=float("inf"), flash=mode in ("flash", "flash_sale"))
+    threads = [threading.Thread(target=_buyer, args=(i, bases[i % len(bases)], setup, mode, run, gate, run_id, results[i]), daemon=True)
                for i in range(buyers)]
     for t in threads:
         t.start()
@@ -297,7 +354,10 @@ def drive(base: str, setup: Setup, *, mode: str, buyers: int, duration: float, c
         "paid_checkouts_per_s": round(len(paid) / selling, 1) if selling > 0 else 0.0,
         "orders_created": sum(len(r.created) for r in results),
         "latency": {"checkout": latency_summary(full), **{k: latency_summary(v) for k, v in steps.items()}},
-        "out_of_stock": {"answers": len(oos), **{k: v for k, v in latency_summary(oos).items() if k != "count"}},
+        # per_s: sold-out answers per second once sold out (the stampede the admission check serves).
+        "out_of_stock": {"answers": len(oos), **{k: v for k, v in latency_summary(oos).items() if k != "count"},
+                         "per_s": round(len(oos) / (elapsed - (run.sold_out_at - start)), 1)
+                         if run.sold_out_at is not None and elapsed > run.sold_out_at - start else None},
         "errors": dict(sorted(errors.items())),
         "login_failures": sum(r.login_failed for r in results),
         "cpu": {
@@ -369,7 +429,12 @@ def check(setup: Setup, created: list[int], paid: list[tuple[int, int]]) -> dict
     unpaid_confirmed = [o for o, _p in paid if status_of.get(o) not in PAID_STATUSES]
     statuses = Counter(status_of.values())
     hot = setup.hot_sku_id
+    flash: dict[str, Any] = {}
+    if setup.flash_sale_id is not None:
+        flash = _check_flash_sale(setup, reserved[hot], paid_units[hot])
+        oversold += flash["oversold_units"]
     return {
+        **({"flash_sale": flash} if flash else {}),
         "oversold_units": oversold,
         "lost_orders": len(missing) + len(unpaid_confirmed),
         "double_paid_orders": int(double_paid or 0),
@@ -380,6 +445,28 @@ def check(setup: Setup, created: list[int], paid: list[tuple[int, int]]) -> dict
         "hot_sku": {"initial_stock": setup.initial_stock[hot], "stock_left": balances.get(hot, 0),
                     "paid_units": paid_units[hot], "reserved_units": reserved[hot]},
     }
+
+
+def _check_flash_sale(setup: Setup, reserved: int, paid: int) -> dict[str, Any]:
+    """The campaign's allocation against what its orders hold: never more sold than allocated, and the
+    campaign's own counter equal to the units of its live orders."""
+    from sqlalchemy import func, select
+
+    from siyu.db import Database
+    from siyu.promotions.models.flash_sales import FlashSaleItem, FlashSaleOrder
+
+    database = Database(setup.url)
+    try:
+        with database.scope() as session:
+            item = session.scalars(select(FlashSaleItem).where(FlashSaleItem.flash_sale_id == setup.flash_sale_id)).one()
+            held = session.scalar(select(func.coalesce(func.sum(FlashSaleOrder.quantity), 0)).where(
+                FlashSaleOrder.flash_sale_id == setup.flash_sale_id, FlashSaleOrder.status != "released"))
+            allocation, sold = item.allocation, item.sold
+    finally:
+        database.dispose()
+    return {"allocation": allocation, "sold": sold, "held_by_orders": int(held or 0), "reserved_units": reserved,
+            "paid_units": paid, "counter_matches_orders": sold == int(held or 0) == reserved,
+            "oversold_units": max(0, sold - allocation, reserved - allocation, paid - allocation)}
 
 
 # ---------------------------------------------------------------- round trips of one checkout
@@ -578,12 +665,17 @@ def run(*, mode: str = "flash", buyers: int = 64, workers: int = 2, duration: fl
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     with bench_url(database_url) as url:
-        setup = prepare(url, stock=stock, skus=skus)
+        setup = prepare(url, stock=stock, skus=skus, flash_sale=mode == "flash_sale")
         profiler = Profiler(profile, gil_only=profile_gil)
-        with server(url, workers=workers) as srv:
+        # One single-worker uvicorn process per worker, each on its own port, the buyers dealt out
+        # round-robin: uvicorn's --workers share one listening socket, and 64 keep-alive connections
+        # opened in one burst often land mostly on one worker, which then does all the work.
+        with contextlib.ExitStack() as stack:
+            servers = [stack.enter_context(server(url, workers=1)) for _ in range(workers)]
             try:
-                client = drive(srv.base, setup, mode=mode, buyers=buyers, duration=duration, checkouts=checkouts,
-                               server_pids=srv.pids(), on_start=lambda: profiler.start(srv.proc.pid, duration))
+                client = drive([s.base for s in servers], setup, mode=mode, buyers=buyers, duration=duration,
+                               checkouts=checkouts, server_pids=[p for s in servers for p in s.pids()],
+                               on_start=lambda: profiler.start(servers[0].proc.pid, duration))
             finally:
                 prof = profiler.finish()
         created, paid = client.pop("_created"), client.pop("_paid")
@@ -600,11 +692,12 @@ def run(*, mode: str = "flash", buyers: int = 64, workers: int = 2, duration: fl
         "database_source": "given" if database_url else "temporary SQLite file",
         "merchant": setup.slug,
         "workers": workers,
+        "server_layout": f"{workers} uvicorn process(es), one worker and one port each; buyers dealt round-robin",
         "buyers": buyers,
         "duration_s": duration,
         "checkouts_limit": checkouts,
-        "stock": stock if mode == "flash" else None,
-        "skus": 1 if mode == "flash" else len(setup.normal_sku_ids),
+        "stock": stock if mode in ("flash", "flash_sale") else None,
+        "skus": 1 if mode in ("flash", "flash_sale") else len(setup.normal_sku_ids),
         **client,
         "correctness": correctness,
         "per_checkout_round_trips": round_trips,

@@ -71,6 +71,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "groupbuy.manage": frozenset({Role.BRAND_ADMIN}),
     # Stored value: recharge plans, balance adjustments and recharge refunds (money: the brand only).
     "membership.stored_value": frozenset({Role.BRAND_ADMIN}),
+    # Marketing: coupon templates and every campaign (flash sales, team buys, bargains, ladders, split
+    # coupons, payment offers, pop-ups).
+    "promotions.manage": frozenset({Role.BRAND_ADMIN}),
+    # Send coupons to customers one by one (a guide to their own customers).
+    "promotions.send_coupons": frozenset({Role.BRAND_ADMIN, Role.AGENT_ADMIN, Role.STORE_MANAGER, Role.GUIDE}),
 }
 
 

@@ -164,6 +164,15 @@ def run_event(ev: Event) -> bool:
 
     database = get_database()
     handlers = handlers_for(ev.name)
+    if len(handlers) > 1:
+        # The common case first: every handler in one transaction (one claim statement, one commit).
+        # If any of them fails, that transaction rolls back whole and each handler is run again in
+        # its own transaction below, so a failing handler still does not stop the others.
+        try:
+            _run_handlers_together(database, ev, handlers)
+            return True
+        except Exception:  # retried one by one below, which logs the failure
+            log.debug("event %s: running its handlers together failed; running them one by one", ev.id)
     errors = []
     for index, (key, fn) in enumerate(handlers):
         last = index == len(handlers) - 1 and not errors
@@ -187,6 +196,27 @@ def _mark_processed(session: Session, event_id: int) -> None:
     table = OutboxEvent.__table__
     session.connection().execute(update(table).where(table.c.id == event_id, table.c.processed_at.is_(None))
                                  .values(processed_at=clock.now(), attempts=table.c.attempts + 1, last_error=None))
+
+
+def _run_handlers_together(database: Any, ev: Event, handlers: list[tuple[str, Handler]]) -> None:
+    """Claim every handler of `ev` with one INSERT … ON CONFLICT DO NOTHING (rows in registration
+    order, so concurrent runners queue on the first claim instead of deadlocking), run the claimed
+    ones and mark the event processed, all in one transaction."""
+    with database.scope() as session:
+        insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        runs = EventHandlerRun.__table__
+        now = clock.now()
+        claimed = set(session.connection().execute(
+            insert_(runs)
+            .values([{"merchant_id": ev.merchant_id, "event_id": ev.id, "handler": key, "ran_at": now}
+                     for key, _fn in handlers])
+            .on_conflict_do_nothing(index_elements=["event_id", "handler"])
+            .returning(runs.c.handler)
+        ).scalars())
+        for key, fn in handlers:
+            if key in claimed:
+                fn(session, ev)
+        _mark_processed(session, ev.id)
 
 
 def _run_handler(database: Any, ev: Event, key: str, fn: Handler, *, mark_processed: bool) -> None:

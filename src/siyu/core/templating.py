@@ -3,11 +3,15 @@ the console menu, and the CSRF token."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from markupsafe import Markup, escape
 
 from siyu.core import clock, i18n, money
 from siyu.core.privacy import mask_phone
@@ -30,6 +34,42 @@ CONSOLE_MENU: list[tuple[str, str, str, str | None]] = [
     ("analytics", "Analytics", "/console/analytics", None),
     ("settings", "Settings", "/console/settings", None),
 ]
+
+
+# Slots: named places in a lower domain's page where higher domains show their content without the lower
+# domain importing them ("shop.order_paid" on the paid order page, "shop.popup" on every H5 page). A slot
+# function is `fn(request, **context) -> Markup | str`; a plain str is escaped.
+log = logging.getLogger(__name__)
+SlotFn = Callable[..., Any]
+_slots: dict[str, list[tuple[str, SlotFn]]] = {}
+
+
+def register_slot(name: str, fn: SlotFn) -> None:
+    """Show `fn`'s output wherever a template calls `slot(name, ...)`. Registering the same function
+    (by module and name) again replaces it, so re-imports do not show it twice."""
+    key = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+    entries = [e for e in _slots.setdefault(name, []) if e[0] != key]
+    entries.append((key, fn))
+    _slots[name] = entries
+
+
+def render_slot(request: Request | None, name: str, **context: Any) -> Markup:
+    """Every registered function's output for this slot, in registration order; a failing one is logged
+    and shows nothing, never breaking the page."""
+    parts: list[str] = []
+    for key, fn in _slots.get(name, ()):
+        try:
+            out = fn(request, **context)
+        except Exception:
+            log.exception("slot %s: %s failed", name, key)
+            continue
+        if out:
+            parts.append(out if isinstance(out, Markup) else str(escape(out)))
+    return Markup("".join(parts))
+
+
+def _slot_global(ctx: Any, name: str, **context: Any) -> Markup:
+    return render_slot(ctx.get("request"), name, **context)
 
 
 def _fill(text: str, params: dict[str, Any]) -> str:
@@ -61,6 +101,7 @@ def _build() -> Jinja2Templates:
     env.filters["mask_phone"] = mask_phone
     env.globals["console_menu"] = CONSOLE_MENU
     env.globals["current_locale"] = i18n.get_locale
+    env.globals["slot"] = pass_context(_slot_global)
     return templates
 
 

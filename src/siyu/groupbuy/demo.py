@@ -6,10 +6,7 @@ openid `demo-openid-<merchant>-000001`."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import itertools
-from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 
@@ -17,7 +14,6 @@ from siyu.core import clock
 from siyu.core.auth import Principal, system_principal
 from siyu.core.demo import DemoContext
 from siyu.core.errors import AppError, Conflict
-from siyu.groupbuy.service import checkout as gb_checkout
 from siyu.groupbuy.service import community, cutoff, delivery, leaders, sync, waves
 from siyu.groupbuy.service.community import CompoundIn
 from siyu.groupbuy.service.leaders import LeaderApplication
@@ -43,38 +39,11 @@ LEADERS = [  # compound index, route, name, point name
 ]
 
 
-@contextlib.contextmanager
-def _deterministic_numbers(ctx: DemoContext) -> Iterator[None]:
-    """Order numbers and pickup codes from the demo's seeded generator (the real ones mix in the wall
-    clock and the system's randomness), so two demo builds are identical."""
-    from siyu.orders.service import checkout as order_checkout
-
-    counter = itertools.count(1)
-    real_no, real_codes = order_checkout.new_order_no, gb_checkout.random_below
-
-    def order_no(now: dt.datetime | None = None) -> str:
-        local = clock.local(now or clock.now())
-        return f"{local:%y%m%d}G{next(counter):013d}"
-
-    order_checkout.new_order_no = order_no  # type: ignore[assignment]
-    gb_checkout.random_below = ctx.rng.randrange
-    try:
-        yield
-    finally:
-        order_checkout.new_order_no = real_no  # type: ignore[assignment]
-        gb_checkout.random_below = real_codes
-
-
 def _customer(customer_id: int, merchant_id: int) -> Principal:
     return Principal(merchant_id=merchant_id, kind="customer", subject_id=customer_id)
 
 
 def seed(session: Session, ctx: DemoContext) -> None:
-    with _deterministic_numbers(ctx):
-        _seed(session, ctx)
-
-
-def _seed(session: Session, ctx: DemoContext) -> None:
     customer_ids = list(ctx.data.get("customer_ids") or [])
     on_sale = list(ctx.data.get("on_sale_skus") or [])
     if ctx.admin is None or len(customer_ids) < 40 or len(on_sale) < 4:

@@ -234,6 +234,23 @@ def contributors() -> list[PricingContributor]:
     return sorted(_contributors.values(), key=lambda c: (c.priority, c.name))
 
 
+# Admission checks: cheap refusals run first thing in preview and place_order, before anything is loaded
+# (a sold-out flash item answered by one indexed read or a Redis mark). `fn(session, merchant_id, request)`
+# raises to refuse; it must return at once (no query) when the request is not its business.
+_admission_checks: dict[str, Any] = {}
+
+
+def register_admission_check(fn: Any) -> Any:
+    """Add (or replace, by module and name) an admission check."""
+    _admission_checks[f"{fn.__module__}.{fn.__qualname__}"] = fn
+    return fn
+
+
+def run_admission_checks(session: Session, merchant_id: int, request: Any) -> None:
+    for fn in _admission_checks.values():
+        fn(session, merchant_id, request)
+
+
 def run_pipeline(session: Session, ctx: PricingContext) -> PricingContext:
     for contributor in contributors():
         contributor.contribute(session, ctx)

@@ -236,7 +236,7 @@ def _checkout_items(session: Any, customer: Principal, values: Any) -> tuple[lis
 
 def _typed_checkout(values: Any) -> dict[str, str]:
     keys = ("sku_id", "quantity", "type", "address_id", "store_id", "note", "idem_key", "lat", "lng",
-            "save_address", "use_balance", "points", *PROMO_FIELDS, *ADDRESS_FIELDS)
+            "save_address", "use_balance", "points", "coupon_pick", *PROMO_FIELDS, *ADDRESS_FIELDS)
     typed = {k: (values.get(k) or "").strip()[:200] if isinstance(values.get(k), str) else "" for k in keys}
     coupons = [v.strip() for v in values.getlist("coupon_id") if isinstance(v, str) and v.strip()][:10]
     typed["coupon_ids"] = ",".join(c for c in coupons if c.isascii() and c.isdigit() and len(c) <= 15)
@@ -311,6 +311,22 @@ def _fulfilment(typed: dict[str, str], addresses: list[Any], stores: list[Any]) 
     return DeliveryFulfilment(type="delivery", address=address), address, errors
 
 
+def _preselect_best_coupon(session: Any, customer: Principal, typed: dict[str, str], request_body: CheckoutRequest,
+                           preview: dict[str, Any]) -> dict[str, Any]:
+    """Until the customer picks in the coupon picker (`coupon_pick`), the best coupon a contributor
+    suggested (`best_coupon` notice) is chosen for them."""
+    best = next((n for n in preview["notices"] if n.get("kind") == "best_coupon"), None)
+    if best is None or typed.get("coupon_pick") or typed.get("coupon_ids"):
+        return preview
+    try:
+        chosen = service.preview(session, actor=customer,
+                                 request=request_body.model_copy(update={"coupon_ids": [best["coupon_id"]]}))
+    except AppError:
+        return preview
+    typed["coupon_ids"] = str(best["coupon_id"])
+    return chosen
+
+
 def _checkout_page(request: Request, session: Any, merchant: Merchant, customer: Principal, typed: dict[str, str], *,
                    items: list[dict[str, int]], from_cart: bool, errors: dict[str, str] | None = None,
                    error: str | None = None, status: int = 200, quiet: bool = False) -> Response:
@@ -352,13 +368,22 @@ def _checkout_page(request: Request, session: Any, merchant: Merchant, customer:
                                            use_balance=typed["use_balance"] == "1", points=_points(typed),
                                            **_request_extras(typed))
             preview = service.preview(session, actor=customer, request=request_body)
+            preview = _preselect_best_coupon(session, customer, typed, request_body, preview)
         except ValidationError:
             error = _("Some fields are not valid.")
         except AppError as exc:
             if exc.status_code >= 500:
                 raise
             fields = exc.details.get("fields") if isinstance(exc.details, dict) else None
-            if fields:
+            if typed.get("coupon_ids") and (exc.code.startswith("coupon_") or exc.code == "one_coupon_per_order"):
+                # The chosen coupon cannot be used: say why, and price without it so another can be picked.
+                error, typed["coupon_ids"], typed["coupon_pick"] = exc.translated(), "", "1"
+                try:
+                    preview = service.preview(session, actor=customer,
+                                              request=request_body.model_copy(update={"coupon_ids": []}))
+                except AppError:
+                    preview = None
+            elif fields:
                 for key, message in fields.items():
                     errors[key.rsplit(".", 1)[-1]] = message
             else:

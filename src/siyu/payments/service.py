@@ -17,14 +17,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from siyu.core import clock
+from siyu.core import clock, ids
 from siyu.core.auth import Principal, get_scoped, scoped
 from siyu.core.errors import Conflict, NotFound, field_error
 from siyu.core.events import emit
@@ -168,7 +167,7 @@ def start_payment(
     payment = Payment(
         merchant_id=merchant_id, customer_id=customer_id, order_id=order_id, order_no=(order_no or "")[:40],
         method=method, description=(description or "")[:127], amount_cents=amount_cents, refunded_cents=0,
-        status=PaymentStatus.CREATED.value, out_trade_no="T" + secrets.token_hex(15), provider_data={},
+        status=PaymentStatus.CREATED.value, out_trade_no="T" + ids.token_hex(15), provider_data={},
         created_at=now, expires_at=expires_at or now + DEFAULT_EXPIRY,
     )
     prefix = f"P{clock.local(now):%Y%m%d}"
@@ -286,7 +285,7 @@ def refund(
         now = clock.now()
         row = PaymentRefund(merchant_id=merchant_id, payment_id=payment.id, amount_cents=amount_cents,
                             status=RefundStatus.PENDING.value, refund_key=refund_key, reason=(reason or "")[:200],
-                            out_refund_no="T" + secrets.token_hex(15), attempts=0, created_at=now)
+                            out_refund_no="T" + ids.token_hex(15), attempts=0, created_at=now)
         session.add(row)
         session.flush()
         row.out_refund_no = f"R{clock.local(now):%Y%m%d}{row.id:012d}"

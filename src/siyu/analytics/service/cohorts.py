@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from siyu.analytics.service import aggregates
 from siyu.analytics.service.common import (
     GROUPS,
     Filters,
@@ -56,6 +57,8 @@ class Cohorts:
 def cohorts(session: Session, *, actor: Principal, filters: Filters) -> Cohorts:
     """Cohorts of the months the period touches (start's month to end's month)."""
     scope = customer_ids_in_scope(session, actor=actor, store_id=filters.store_id, guide_id=filters.guide_id)
+    if aggregates.usable(session, merchant_id=actor.merchant_id, until=filters.until):
+        return _from_aggregates(session, actor=actor, filters=filters, scope=scope)
     first_month: dict[int, dt.date] = {}
     first_group: dict[int, str] = {}
     first_ok: dict[int, bool] = {}
@@ -93,6 +96,43 @@ def cohorts(session: Session, *, actor: Principal, filters: Filters) -> Cohorts:
 
     rows = [row(mo, [c for g in GROUPS for c in members.get((mo, g), [])]) for mo in months]
     by_channel = {g: [row(mo, members.get((mo, g), [])) for mo in months] for g in GROUPS}
+    return Cohorts(filters=filters, months=months, rows=rows, by_channel=by_channel)
+
+
+def _months(filters: Filters) -> list[dt.date]:
+    first, last = month_of(filters.start), month_of(filters.end)
+    months = []
+    m = first
+    while m <= last:
+        months.append(m)
+        m = add_months(m, 1)
+    return months
+
+
+def _from_aggregates(session: Session, *, actor: Principal, filters: Filters, scope: set[int] | None) -> Cohorts:
+    """The same cohorts from the per-customer rows (acquisition month and channel, months bought again as
+    bits), counted in the database; with a customer scope, counted here."""
+    months = _months(filters)
+    last = months[-1]
+    horizon = months_between(months[0], last)
+    cells: dict[tuple[dt.date, str], list[int]] = {}  # (month, group) -> [members, retained k=1..horizon]
+    for month, group, n, retained in aggregates.cohort_cells(
+            session, merchant_id=actor.merchant_id, first=months[0], last=last, horizon=horizon,
+            channel=filters.channel, campaign=filters.campaign, scope=scope):
+        cells[(month, group)] = [n, *retained]
+
+    def row(month: dt.date, groups: tuple[str, ...]) -> CohortRow:
+        h = months_between(month, last)
+        total = [0] * (h + 1)
+        for g in groups:
+            cell = cells.get((month, g))
+            if cell:
+                for k in range(h + 1):
+                    total[k] += cell[k]
+        return CohortRow(month, total[0], total[1:])
+
+    rows = [row(mo, GROUPS) for mo in months]
+    by_channel = {g: [row(mo, (g,)) for mo in months] for g in GROUPS}
     return Cohorts(filters=filters, months=months, rows=rows, by_channel=by_channel)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from siyu.analytics.service import aggregates
 from siyu.analytics.service.common import (
     GROUPS,
     Filters,
@@ -81,8 +82,12 @@ def funnel(session: Session, *, actor: Principal, filters: Filters) -> Funnel:
         steps.setdefault("pay", group)
         steps.setdefault("order", steps["pay"])  # whoever paid placed an order
     # repurchase: payers with two or more paid goods orders by the period's end (whole history)
-    counts = {cid: n for cid, _first, _last, n, _kept in orders.customer_order_totals(
-        session, merchant_id=actor.merchant_id, until=filters.until, kept_only=False) if cid in payers}
+    if aggregates.usable(session, merchant_id=actor.merchant_id, until=filters.until):
+        counts = {cid: n for cid, n in aggregates.customer_totals(session, merchant_id=actor.merchant_id, kept=False)
+                  if cid in payers}
+    else:
+        counts = {cid: n for cid, _first, _last, n, _kept in orders.customer_order_totals(
+            session, merchant_id=actor.merchant_id, until=filters.until, kept_only=False) if cid in payers}
     for key, steps in people.items():
         if "pay" in steps and key.startswith("c") and counts.get(int(key[1:]), 0) >= 2:
             steps["repurchase"] = steps["pay"]
@@ -93,23 +98,23 @@ def funnel(session: Session, *, actor: Principal, filters: Filters) -> Funnel:
             if cid in ids:
                 stores[cid] = store_id
 
-    def row(key: str, keep: Any) -> FunnelRow:
-        c = dict.fromkeys(STEPS, 0)
-        for person, steps in people.items():
-            for step, group in steps.items():
-                if keep(person, group):
-                    c[step] += 1
-        return FunnelRow(key, c)
-
-    overall = row("all", lambda _p, _g: True)
-    by_channel = [row(g, lambda _p, grp, g=g: grp == g) for g in GROUPS]
+    # one pass over the people: each step counts overall, in its channel group and in the person's store
+    overall_c = dict.fromkeys(STEPS, 0)
+    group_c = {g: dict.fromkeys(STEPS, 0) for g in GROUPS}
+    store_c: dict[int | None, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STEPS, 0))
+    for person, steps in people.items():
+        store = stores.get(int(person[1:])) if person.startswith("c") else None
+        sc = store_c[store]
+        for step, group in steps.items():
+            overall_c[step] += 1
+            if group in group_c:
+                group_c[group][step] += 1
+            sc[step] += 1
+    overall = FunnelRow("all", overall_c)
+    by_channel = [FunnelRow(g, group_c[g]) for g in GROUPS]
     store_keys = sorted({s for s in stores.values() if s is not None})
-
-    def store_of(person: str) -> int | None:
-        return stores.get(int(person[1:])) if person.startswith("c") else None
-
-    by_store = [row(str(s), lambda p, _g, s=s: store_of(p) == s) for s in store_keys]
-    by_store.append(row("", lambda p, _g: store_of(p) is None))
+    by_store = [FunnelRow(str(s), store_c[s] if s in store_c else dict.fromkeys(STEPS, 0)) for s in store_keys]
+    by_store.append(FunnelRow("", store_c[None] if None in store_c else dict.fromkeys(STEPS, 0)))
     return Funnel(filters=filters, overall=overall, by_channel=by_channel, by_store=by_store)
 
 

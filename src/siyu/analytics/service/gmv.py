@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from siyu.analytics.service import aggregates
 from siyu.analytics.service.common import (
     Filters,
     bps,
@@ -117,7 +118,33 @@ def visitor_keys_by_day(session: Session, *, actor: Principal, filters: Filters)
     return out
 
 
+def _figures_from_aggregates(session: Session, *, actor: Principal, filters: Filters
+                             ) -> tuple[DayFigures, list[DayFigures]]:
+    """The brand-wide figures (no store, guide, channel or campaign) from the daily aggregates."""
+    people, visitors, buyers = aggregates.people_figures(session, merchant_id=actor.merchant_id,
+                                                         start=filters.start, end=filters.end)
+    sales: dict[dt.date, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for day, *_k, n, total, refunded in aggregates.sales_rows(session, actor=actor, start=filters.start,
+                                                               end=filters.end):
+        s = sales[day]
+        s[0] += n
+        s[1] += total
+        s[2] += refunded
+    days = []
+    for d in filters.day_list():
+        v, b = people.get(d, (0, 0))
+        n, total, refunded = sales.get(d, (0, 0, 0))
+        days.append(DayFigures(d, v, b, n, total, refunded))
+    total = DayFigures(filters.start, visitors, buyers, sum(x.orders for x in days), sum(x.gmv_cents for x in days),
+                       sum(x.refunded_cents for x in days))
+    return total, days
+
+
 def _figures(session: Session, *, actor: Principal, filters: Filters) -> tuple[DayFigures, list[DayFigures]]:
+    if (filters.channel is None and filters.campaign is None
+            and customer_scope(session, actor=actor, filters=filters) is None
+            and aggregates.usable(session, merchant_id=actor.merchant_id)):
+        return _figures_from_aggregates(session, actor=actor, filters=filters)
     visitors = visitor_keys_by_day(session, actor=actor, filters=filters)
     buyers: dict[dt.date, set[int]] = defaultdict(set)
     orders: dict[dt.date, int] = defaultdict(int)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from siyu.analytics.service import aggregates
 from siyu.analytics.service.common import Filters, bps, channel_group, channel_matches, order_facts
 from siyu.core.auth import Principal, Role, system_principal
 from siyu.customers import service as customers
@@ -62,10 +63,23 @@ def leaderboard(session: Session, *, actor: Principal, filters: Filters) -> list
     sales: dict[int, int] = defaultdict(int)
     purchases: dict[int, int] = defaultdict(int)
     narrowing = dataclasses.replace(filters, store_id=None, guide_id=None)
-    for cid, _first, _last, n, _kept in orders_service.customer_order_totals(
-            session, merchant_id=actor.merchant_id, until=until):
+    if aggregates.usable(session, merchant_id=actor.merchant_id, until=until):
+        totals: Any = aggregates.customer_totals(session, merchant_id=actor.merchant_id)
+    else:
+        totals = ((cid, n) for cid, _first, _last, n, _kept in orders_service.customer_order_totals(
+            session, merchant_id=actor.merchant_id, until=until))
+    for cid, n in totals:
         if cid in owner_of:
             purchases[cid] = n
+    if aggregates.usable(session, merchant_id=actor.merchant_id):
+        for _day, _store, owner_id, guide_id, _ch, _g, _c, n, total, refunded in aggregates.sales_rows(
+                session, actor=actor, start=filters.start, end=filters.end, store_id=filters.store_id,
+                channel=narrowing.channel, campaign=narrowing.campaign, scope=False):
+            guide = guide_id or owner_id
+            if guide in ids:
+                orders[guide] += n
+                sales[guide] += total - refunded
+        return _ranked(guides, owned, new, orders, sales, purchases)
     for f in order_facts(session, actor=system_principal(actor.merchant_id), filters=None, since=since, until=until,
                          period=False):
         kept = f.total_cents - f.refunded_cents
@@ -79,6 +93,11 @@ def leaderboard(session: Session, *, actor: Principal, filters: Filters) -> list
         if guide in ids:
             orders[guide] += 1
             sales[guide] += kept
+    return _ranked(guides, owned, new, orders, sales, purchases)
+
+
+def _ranked(guides: list[Any], owned: dict[int, set[int]], new: dict[int, int], orders: dict[int, int],
+            sales: dict[int, int], purchases: dict[int, int]) -> list[GuideRow]:
     rows = []
     for g in guides:
         buyers = [c for c in owned[g.id] if purchases.get(c, 0) >= 1]

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.analytics.models import SavedSegment
+from siyu.analytics.service import aggregates
 from siyu.analytics.service.common import Filters, local_day, order_facts
 from siyu.analytics.service.settings import get_settings
 from siyu.core import audit, clock
@@ -139,6 +140,13 @@ def _aggregates(session: Session, *, actor: Principal, filters: Filters, until: 
     over each customer's whole history, kept to the customers in scope. Without a channel or campaign
     filter the database aggregates per customer; with one, the orders are read and filtered here."""
     out: dict[int, tuple[dt.datetime, int, int]] = {}
+    if filters.channel is None and filters.campaign is None and aggregates.usable(
+            session, merchant_id=actor.merchant_id, until=until):
+        # nothing paid after `until`: the per-customer rows are the totals as of then
+        for cid, last, n, kept in aggregates.kept_totals(session, merchant_id=actor.merchant_id):
+            if scope is None or cid in scope:
+                out[cid] = (last, n, kept)
+        return out
     if filters.channel is None and filters.campaign is None:
         for cid, _first, last, n, kept in orders.customer_order_totals(session, merchant_id=actor.merchant_id,
                                                                         until=until):

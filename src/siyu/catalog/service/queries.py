@@ -33,6 +33,7 @@ class SkuInfo:
     product_status: str
     active: bool
     stock: int
+    category_id: int | None = None
 
     @property
     def sellable(self) -> bool:
@@ -56,7 +57,7 @@ def get_skus_for_checkout(session: Session, *, merchant_id: int, sku_ids: Iterab
                       spec_text=spec_text(s.spec or {}), price_cents=s.price_cents,
                       list_price_cents=s.list_price_cents, weight_g=s.weight_g, code=s.code,
                       image=(p.images or [None])[0], product_status=p.status, active=s.active,
-                      stock=int(qty or 0))
+                      stock=int(qty or 0), category_id=p.category_id)
         for s, p, qty in rows
     }
 

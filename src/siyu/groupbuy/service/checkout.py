@@ -13,13 +13,12 @@ the whole order rolls back: an order either makes the wave or leaves no trace.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from siyu.core import clock
+from siyu.core import clock, ids
 from siyu.core.auth import system_principal
 from siyu.core.errors import Conflict, NotFound, field_error
 from siyu.core.i18n import gettext as _
@@ -34,8 +33,6 @@ from siyu.orders import service as orders
 EXTRA_KEY = "groupbuy"
 
 
-# Where pickup codes' digits come from (the demo swaps in its seeded generator to stay deterministic).
-random_below = secrets.randbelow
 
 
 class WaveClosed(Conflict):
@@ -99,7 +96,7 @@ def _check_limits(items: dict[int, WaveItem], lines: list[pricing.PricingLine], 
 def _pickup_code(session: Session, leader_id: int) -> str:
     """6 digits, unique among the point's open orders."""
     for digits in (6, 6, 6, 6, 7, 7, 8, 8):
-        code = f"{random_below(10 ** digits):0{digits}d}"
+        code = f"{ids.randbelow(10 ** digits):0{digits}d}"
         taken = session.scalar(select(WaveOrder.id).where(WaveOrder.leader_id == leader_id,
                                                           WaveOrder.status.in_(OPEN_ORDER_STATUSES),
                                                           WaveOrder.pickup_code == code))

@@ -17,6 +17,4 @@ def load_skus(session: Session, *, merchant_id: int, sku_ids: Iterable[int]) -> 
 
 
 def category_of(info: SkuInfo) -> int | None:
-    # Older catalogue read models carry no category; pricing treats that as "no category".
-    value = getattr(info, "category_id", None)
-    return value if isinstance(value, int) else None
+    return info.category_id

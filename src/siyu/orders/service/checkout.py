@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-import time
 from typing import Any
 
 from sqlalchemy import insert
@@ -12,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from siyu.attribution.service import ownership as attribution
 from siyu.catalog import service as catalog
-from siyu.core import clock
+from siyu.core import clock, ids
 from siyu.core.auth import Principal, system_principal
 from siyu.core.errors import NotFound, PermissionDenied, field_error
 from siyu.core.events import emit
@@ -46,8 +44,8 @@ def new_order_no(now: dt.datetime | None = None) -> str:
     within the day) and 4 random digits, e.g. 24112303912345670042."""
     local = clock.local(now or clock.now())
     assert local is not None
-    slot = (time.time_ns() // 10_000) % 10_000_000_000
-    return f"{local:%y%m%d}{slot:010d}{secrets.randbelow(10_000):04d}"
+    slot = ids.clock_slot(10_000_000_000)
+    return f"{local:%y%m%d}{slot:010d}{ids.randbelow(10_000):04d}"
 
 
 def _merge_items(request: CheckoutRequest) -> dict[int, int]:
@@ -138,6 +136,7 @@ def breakdown(ctx: pricing.PricingContext) -> dict[str, Any]:
 
 def preview(session: Session, *, actor: Principal, request: CheckoutRequest) -> dict[str, Any]:
     """Price a basket without writing anything (409 `out_of_stock` when stock is visibly short)."""
+    pricing.run_admission_checks(session, actor.merchant_id, request)
     ctx, _ = build_context(session, actor=actor, request=request, preview=True)
     return breakdown(ctx)
 
@@ -153,6 +152,7 @@ def place_order(session: Session, *, actor: Principal, request: CheckoutRequest,
     conditional decrement per SKU (in SKU-id order, the hot rows locked last), so stock never goes
     below zero. Raises 409 `out_of_stock` (details: sku_id) when a SKU is short; the caller's unit
     of work then rolls back and nothing is kept. An order with nothing to pay is paid at once."""
+    pricing.run_admission_checks(session, actor.merchant_id, request)
     customer_id = _customer_id(actor)
     ctx, _skus = build_context(session, actor=actor, request=request)
     owner_id, customer_store_id = customers.assignment_of(session, merchant_id=actor.merchant_id,

@@ -8,13 +8,12 @@ import dataclasses
 import datetime as dt
 import hmac
 import io
-import secrets
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.catalog import service as catalog
-from siyu.core import clock
+from siyu.core import clock, ids
 from siyu.core.auth import Principal, Role, scoped
 from siyu.core.errors import AppError, Conflict, NotFound, PermissionDenied, field_error
 from siyu.core.i18n import gettext as _
@@ -65,7 +64,7 @@ def pay_order(session: Session, order_id: int, *, actor: Principal, method: str,
 def _pickup_code(session: Session, order: Order) -> str:
     """6 digits, unique among the merchant's orders waiting for pickup (longer if 6 keep colliding)."""
     for digits in (6, 6, 6, 6, 7, 7, 8, 8):
-        code = f"{secrets.randbelow(10 ** digits):0{digits}d}"
+        code = f"{ids.randbelow(10 ** digits):0{digits}d}"
         taken = session.scalar(select(Order.id).where(Order.merchant_id == order.merchant_id,
                                                       Order.status == S.READY_FOR_PICKUP.value,
                                                       Order.pickup_code == code))

@@ -349,3 +349,47 @@ def waiting_count(session: Session, *, actor: Principal) -> int:
     stmt = scoped(select(func.count()).select_from(RefundRequest), RefundRequest, actor)
     return int(session.scalar(stmt.where(RefundRequest.status == R.PENDING.value)) or 0)
 
+
+
+def refund_price_difference(session: Session, order_id: int, *, amount_cents: int, reason: str,
+                            actor: Principal) -> RefundRequest:
+    """A system refund of money without units (a ladder price fell after the order was paid): refund
+    lines of quantity 0, the amount spread across the order's lines by largest remainder of what
+    each line has left (never more than a line has left), paid back through the provider that took
+    the money like `approve_refund`. Later unit refunds subtract what these lines claimed, so the
+    order's refunds never exceed what was paid. 409 `refund_exceeds_paid` beyond what is left."""
+    if not isinstance(amount_cents, int) or isinstance(amount_cents, bool) or amount_cents <= 0:
+        raise Conflict("A price difference refund needs a positive amount.", code="invalid_refund_amount",
+                       details={"amount_cents": amount_cents})
+    order = get_order(session, order_id, actor=actor, lock=True)
+    if (order.kind or "goods") != "goods":
+        raise Conflict("This order is refunded by the service it bought, not through after-sales.",
+                       code="service_order_refund")
+    if order.status not in REFUNDABLE and order.status != S.REFUNDING:
+        raise Conflict("This order cannot be refunded now.", code="not_refundable", details={"status": order.status})
+    all_lines = order_lines(session, order.id)
+    claimed, claimed_total, claimed_money, _claimed_shipping = _claims(session, order)
+    lefts = [max(0, line.paid_cents - claimed.get(line.id, _Claimed()).amount_cents) for line in all_lines]
+    if amount_cents > sum(lefts) or claimed_total + amount_cents > order.total_cents:
+        raise RefundExceedsPaid(details={"refundable_cents": min(sum(lefts), max(0, order.total_cents - claimed_total)),
+                                         "requested_cents": amount_cents})
+    shares = split_largest_remainder(amount_cents, lefts)
+    after = claimed_total + amount_cents
+    money_after = order.paid_cents if after >= order.total_cents or order.total_cents == 0 else \
+        after * order.paid_cents // order.total_cents
+    money = max(0, min(amount_cents, money_after - claimed_money))
+    refund = RefundRequest(
+        merchant_id=order.merchant_id, order_id=order.id, customer_id=order.customer_id, owner_id=order.owner_id,
+        store_id=order.store_id, status=R.PENDING.value, whole_order=False, amount_cents=amount_cents,
+        money_cents=money, parts_cents=amount_cents - money, shipping_cents=0, reason=reason[:200], photos=[],
+        source="system", created_at=clock.now(),
+    )
+    session.add(refund)
+    session.flush()
+    session.add_all([RefundLine(merchant_id=order.merchant_id, refund_id=refund.id, order_line_id=line.id,
+                                quantity=0, amount_cents=share)
+                     for line, share in zip(all_lines, shares, strict=True) if share > 0])
+    add_history(session, order, from_status=order.status, to_status=order.status, actor=actor,
+                note=f"Price difference refund {refund.id} for {amount_cents} cents: {reason}"[:500])
+    session.flush()
+    return approve_refund(session, refund.id, actor=actor)

@@ -13,14 +13,12 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from siyu.config import get_settings
-from siyu.core import clock
+from siyu.core import clock, ids
 from siyu.payments.providers.base import (
     Notification,
     NotificationRejected,
@@ -49,7 +47,7 @@ def sign(merchant_id: int, timestamp: str, nonce: str, body: bytes) -> str:
 
 def signed_headers(merchant_id: int, body: bytes, *, timestamp: str | None = None) -> dict[str, str]:
     ts = timestamp or str(int(clock.now().timestamp()))
-    nonce = secrets.token_hex(16)
+    nonce = ids.token_hex(16)
     return {"Content-Type": "application/json", "Sandbox-Timestamp": ts, "Sandbox-Nonce": nonce,
             "Sandbox-Signature": sign(merchant_id, ts, nonce, body)}
 
@@ -58,7 +56,7 @@ def build_paid_notification(payment: Payment) -> tuple[dict[str, str], bytes]:
     """The notification the sandbox "provider" sends when the customer confirms."""
     now = clock.now()
     payload = {
-        "id": uuid.uuid4().hex,
+        "id": ids.uuid_hex(),
         "create_time": now.isoformat(),
         "event_type": "TRANSACTION.SUCCESS",
         "out_trade_no": payment.out_trade_no,

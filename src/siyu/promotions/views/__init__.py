@@ -7,6 +7,7 @@ from siyu.promotions.views import (
     coupons,
     flash_sales,
     ladders,
+    overview,
     payment_offers,
     popups,
     split_coupons,
@@ -14,6 +15,7 @@ from siyu.promotions.views import (
 )
 
 router = APIRouter(include_in_schema=False)
+router.include_router(overview.router)
 router.include_router(coupons.router)
 router.include_router(split_coupons.router)
 router.include_router(flash_sales.router)

@@ -1,0 +1,3 @@
+"""The analytics handlers, one module per area."""
+
+from siyu.analytics.handlers import aggregates  # noqa: F401

@@ -1,0 +1,90 @@
+"""Ladder prices with real threads on a committed database (SQLite and PostgreSQL): payments arriving at
+once count every distinct customer exactly, and two settlement runs at once refund each order once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from siyu.core import clock
+from siyu.db import Database, use_database
+from siyu.orders.models import Order, RefundRequest
+from siyu.promotions.models.ladders import LadderCampaign, LadderEntry
+from siyu.promotions.service import ladders
+from tests.conftest import BACKENDS, committed
+from tests.factories.customers import make_customer
+from tests.factories.merchants import make_merchant
+from tests.factories.orders import pay, place_order
+from tests.factories.promotions import make_ladder
+
+BUYERS = 8
+
+
+@pytest.fixture(params=BACKENDS)
+def race_db(request: pytest.FixtureRequest) -> Database:
+    with committed(request.param, "h5_ladder_race") as database:
+        yield database
+
+
+def _at_once(n: int, fn) -> None:  # type: ignore[no-untyped-def]
+    start = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            fn(i)
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+
+
+def test_payments_at_once_count_exactly_and_settlement_twice_at_once_refunds_once(race_db: Database) -> None:
+    # given: eight orders placed at 100.00 (tiers 0 → 100.00, 4 → 80.00, 8 → 70.00), unpaid
+    with use_database(race_db), race_db.scope() as session:
+        merchant = make_merchant(session)
+        campaign = make_ladder(session, merchant=merchant, tiers=((0, 10000), (4, 8000), (8, 7000)),
+                               ends_at=clock.now() + dt.timedelta(hours=1))
+        campaign_id, sku_id, ends_at = campaign.id, campaign.sku_id, campaign.ends_at
+        order_ids = []
+        for _ in range(BUYERS):
+            customer = make_customer(session, merchant=merchant)
+            order_ids.append(place_order(session, customer=customer, items=[(sku_id, 1)],
+                                         promotion={"kind": "ladder", "campaign_id": campaign_id}).id)
+
+    # when: all eight pay at once (each order.paid handler recounts under the campaign's lock)
+    def pay_one(i: int) -> None:
+        with use_database(race_db), race_db.scope() as session:
+            pay(session, session.get(Order, order_ids[i]))
+
+    _at_once(BUYERS, pay_one)
+    with race_db.scope() as session:
+        assert session.get(LadderCampaign, campaign_id).participants_count == BUYERS
+        assert {e.status for e in session.scalars(select(LadderEntry))} == {"paid"}
+
+    # when: two settlement runs at the end, at once
+    counts: list[int] = []
+
+    def settle(_i: int) -> None:
+        with use_database(race_db), race_db.scope() as session:
+            counts.append(ladders.settle_due(session, ends_at + dt.timedelta(seconds=1)))
+
+    _at_once(2, settle)
+    # then: every order got 100.00 − 70.00 back exactly once
+    assert sum(counts) == BUYERS
+    with race_db.scope() as session:
+        campaign = session.get(LadderCampaign, campaign_id)
+        assert (campaign.status, campaign.final_price_cents) == ("settled", 7000)
+        assert [session.get(Order, oid).refunded_cents for oid in order_ids] == [3000] * BUYERS
+        assert session.scalar(select(func.count()).select_from(RefundRequest)) == BUYERS
+        assert session.scalar(select(func.sum(LadderEntry.refund_cents))) == 3000 * BUYERS
