@@ -42,19 +42,9 @@ def demo_database(request: pytest.FixtureRequest):
     database.dispose()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def seeded_demo(request: pytest.FixtureRequest):
-    """A demo seeded once per backend for the tests below (seeding is the slow part), with the
-    digests of its tables taken straight after seeding, before any test uses it."""
-    database = fresh_database(request.param, name="demo_seeded")
-    ctx = seed_demo(database, scale=SCALE, now=NOW)
-    yield database, ctx, table_digests(database)
-    database.dispose()
-
-
-def test_seed_demo_builds_the_merchant_with_working_logins(seeded_demo) -> None:
+def test_seed_demo_builds_the_merchant_with_working_logins(demo_database: Database) -> None:
     # when the demo is seeded
-    demo_database, ctx, _ = seeded_demo
+    ctx = seed_demo(demo_database, scale=SCALE, now=NOW)
 
     # then the context names the merchant, its stores and guides
     assert ctx.merchant_id > 0 and ctx.store_ids and ctx.guide_ids
@@ -82,8 +72,8 @@ def test_seed_demo_builds_the_merchant_with_working_logins(seeded_demo) -> None:
                 assert ledger.verify(session, ctx.merchant_id) == []
 
 
-def test_seed_demo_refuses_a_second_demo_and_changes_nothing(seeded_demo) -> None:
-    demo_database, _, _ = seeded_demo
+def test_seed_demo_refuses_a_second_demo_and_changes_nothing(demo_database: Database) -> None:
+    seed_demo(demo_database, scale=SCALE, now=NOW)
     before = table_digests(demo_database)
 
     with pytest.raises(DemoExists):
@@ -92,16 +82,17 @@ def test_seed_demo_refuses_a_second_demo_and_changes_nothing(seeded_demo) -> Non
     assert table_digests(demo_database) == before
 
 
-def test_two_runs_build_identical_data(seeded_demo) -> None:
-    # given two fresh databases seeded the same way (the first one is the module's demo, digested
-    # right after seeding)
-    first, _, first_digests = seeded_demo
-    database = fresh_database(first.dialect, name="demo")
-    try:
-        seed_demo(database, scale=SCALE, now=NOW)
-        digests = [first_digests, table_digests(database)]
-    finally:
-        database.dispose()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_runs_build_identical_data(backend: str) -> None:
+    # given two fresh databases seeded the same way
+    digests = []
+    for _ in range(2):
+        database = fresh_database(backend, name="demo")
+        try:
+            seed_demo(database, scale=SCALE, now=NOW)
+            digests.append(table_digests(database))
+        finally:
+            database.dispose()
 
     # then every table holds the same rows
     differing = sorted(name for name in digests[0] if digests[0][name] != digests[1][name])

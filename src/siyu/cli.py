@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from siyu.analytics import cli as analytics_cli
 from siyu.core.demo import DEMO_PASSWORD, DEMO_SLUG
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Measure speed; prints JSON.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(analytics_cli.app, name="analytics")
 
 DEMO_DATABASE_URL = "sqlite:///./siyu-demo.db"
 
@@ -285,7 +287,8 @@ def bench_nearest_points(
 
 @bench_app.command("checkout")
 def bench_checkout(
-    mode: Annotated[str, typer.Option(help="flash: everyone buys one hot SKU; spread: random SKUs among many.")] = "flash",
+    mode: Annotated[str, typer.Option(help="flash: everyone buys one hot SKU; spread: random SKUs among many; "
+                                                 "flash_sale: a real flash-sale campaign on the hot SKU.")] = "flash",
     buyers: Annotated[int, typer.Option(min=1, max=1024, help="Concurrent simulated buyers (client threads).")] = 64,
     workers: Workers = 2,
     duration: Annotated[float, typer.Option(min=0.5, max=3600, help="Seconds to run (a sold-out flash sale ends early).")] = 10.0,

@@ -80,24 +80,37 @@ def test_aggregates_kept_on_events_equal_a_rebuild(db, sales):
     assert c4[:3] == (1, 0, 0) and c4[3] is None and c4[9] == 0
 
 
-def test_a_refund_after_the_rebuild_is_booked_like_a_rebuild_would(db, sales):
+def run_new_events(db, merchant_id: int, done: set[int]) -> None:
+    """Run the analytics handlers on the events written since the last call (as after each commit)."""
+    fns = {"order.paid": handlers.count_paid_order, "order.refunded": handlers.count_refund}
+    for row in db.scalars(select(OutboxEvent).where(OutboxEvent.merchant_id == merchant_id).order_by(OutboxEvent.id)):
+        if row.id not in done and row.name in fns:
+            fns[row.name](db, Event(id=row.id, name=row.name, merchant_id=merchant_id, payload=dict(row.payload)))
+        done.add(row.id)
+
+
+def test_sales_and_refunds_after_the_rebuild_are_kept_like_a_rebuild_would(db, sales):
     m = sales["merchant"].id
     aggregates.rebuild(db, merchant_id=m)
-    done = {r.id for r in db.scalars(select(OutboxEvent).where(OutboxEvent.merchant_id == m))}
-    # given a new sale at 23:30 on 06-09 and its whole refund, then a sale 40 minutes later (06-10)
+    done: set[int] = set()
+    rebuilt = (daily(db, m), stats(db, m))
+    run_new_events(db, m, done)  # the fixture's events: written before the rebuild, so skipped
+    assert (daily(db, m), stats(db, m)) == rebuilt
+    # given a new customer's sale at 23:30 on 06-09, a second sale 40 minutes later (06-10), the first
+    # refunded whole; and c1 buying again on 06-10 (added to their row without reading their orders)
     c6 = make_customer(db, merchant=sales["merchant"], nickname="c6")
     o9 = paid_order(db, sales["merchant"], c6, when=at(2026, 6, 9, 23, 30), price_cents=2500, channel="live")
+    run_new_events(db, m, done)
     paid_order(db, sales["merchant"], c6, when=at(2026, 6, 10, 0, 10), price_cents=1500, channel="oa")
+    run_new_events(db, m, done)
+    paid_order(db, sales["merchant"], sales["c1"], when=at(2026, 6, 10, 9), price_cents=900, channel="oa")
+    run_new_events(db, m, done)
+    c1_row = stats(db, m)[sales["c1"].id]
+    assert c1_row[:3] == (4, 4, 34900) and c1_row[9] == 0b110  # June already had a purchase
     refund(db, o9, when=at(2026, 6, 10, 1))
-    for row in db.scalars(select(OutboxEvent).where(OutboxEvent.merchant_id == m).order_by(OutboxEvent.id)):
-        if row.id in done:
-            continue
-        ev = Event(id=row.id, name=row.name, merchant_id=m, payload=dict(row.payload))
-        if row.name == "order.paid":
-            handlers.count_paid_order(db, ev)
-        elif row.name == "order.refunded":
-            handlers.count_refund(db, ev)
+    run_new_events(db, m, done)
     incremental = (daily(db, m), stats(db, m))
+    # when rebuilt from the orders, then the same rows
     aggregates.rebuild(db, merchant_id=m)
     assert (daily(db, m), stats(db, m)) == incremental
     # c6 kept only the 06-10 order: first (and last) purchase is then, through oa (content)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-PHONE = {"width": 390, "height": 844}
+from tests.browser.helpers import PHONE, place_order_and_pay
 
 
 def _sign_in_and_help(browser, share_link: str, nickname: str) -> None:  # type: ignore[no-untyped-def]
@@ -89,20 +89,7 @@ def test_friends_cut_a_bargain_to_the_floor_and_the_starter_buys(live_server, pa
     with page.expect_navigation():
         page.click("[data-testid=buy-bargain]")
     assert f"/shop/{slug}/checkout?" in page.url and "promo_kind=bargain" in page.url
-    form = page.locator("form[data-testid=checkout-form]")
-    form.locator("input[name=name]").fill("王五")
-    form.locator("input[name=phone]").fill("13700001234")
-    form.locator("input[name=province]").fill("上海市")
-    form.locator("input[name=city]").fill("上海市")
-    form.locator("input[name=district]").fill("徐汇区")
-    form.locator("input[name=detail]").fill("漕溪北路 88 号")
-    with page.expect_navigation():
-        page.click("[data-testid=place-order]")
-    assert re.search(rf"/shop/{slug}/pay/\d+$", page.url), page.url
-    assert page.locator("[data-testid=pay-amount]").inner_text() == "¥9.90"
-    with page.expect_navigation():
-        page.click("[data-testid=confirm-pay]")
-    assert re.search(rf"/shop/{slug}/orders/\d+\?paid=1$", page.url), page.url
+    place_order_and_pay(page, slug, amount="¥9.90")
 
     # then the bargain is bought (order.paid is handled after the commit)
     with use_database(database):

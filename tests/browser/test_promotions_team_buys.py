@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-PHONE = {"width": 390, "height": 844}
+from tests.browser.helpers import PHONE, place_order_and_pay
 
 
 def _sign_in_on_login_page(page, nickname: str) -> None:
@@ -20,20 +20,7 @@ def _sign_in_on_login_page(page, nickname: str) -> None:
 def _checkout_and_pay(page, slug: str) -> None:
     """On the checkout page: a new delivery address, place the order, confirm the sandbox payment."""
     assert f"/shop/{slug}/checkout?" in page.url and "promo_kind=team_buy" in page.url, page.url
-    form = page.locator("form[data-testid=checkout-form]")
-    form.locator("input[name=name]").fill("王五")
-    form.locator("input[name=phone]").fill("13700001234")
-    form.locator("input[name=province]").fill("上海市")
-    form.locator("input[name=city]").fill("上海市")
-    form.locator("input[name=district]").fill("徐汇区")
-    form.locator("input[name=detail]").fill("漕溪北路 88 号")
-    with page.expect_navigation():
-        page.click("[data-testid=place-order]")
-    assert re.search(rf"/shop/{slug}/pay/\d+$", page.url), page.url
-    assert page.locator("[data-testid=pay-amount]").inner_text() == "¥8.00"
-    with page.expect_navigation():
-        page.click("[data-testid=confirm-pay]")
-    assert re.search(rf"/shop/{slug}/orders/\d+\?paid=1$", page.url), page.url
+    place_order_and_pay(page, slug, amount="¥8.00")
 
 
 @pytest.mark.browser

@@ -5,9 +5,7 @@ the admin and shop APIs, including 404 across merchants and 401 for anonymous as
 from __future__ import annotations
 
 import datetime as dt
-import re
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,15 +19,7 @@ from tests.factories.customers import make_customer
 from tests.factories.merchants import PASSWORD, auth_headers, make_merchant, make_staff
 from tests.factories.orders import customer_headers, make_sku
 from tests.factories.promotions import make_bargain_campaign
-
-
-@pytest.fixture
-def merchant(db: Session) -> Merchant:
-    return make_merchant(db)
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+from tests.promotions.conftest import csrf
 
 
 def test_console_builder_detail_and_actions(client: TestClient, db: Session, merchant: Merchant) -> None:

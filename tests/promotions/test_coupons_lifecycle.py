@@ -19,16 +19,11 @@ from siyu.promotions.models.coupons import Coupon, CouponClaimCount
 from siyu.promotions.service import coupons as coupon_service
 from tests.factories.customers import make_customer
 from tests.factories.distribution import run_events
-from tests.factories.merchants import make_merchant, make_staff, principal_of
+from tests.factories.merchants import make_staff, principal_of
 from tests.factories.orders import customer_principal, make_sku, pay, place_order
 from tests.factories.promotions import give_coupon, make_coupon_template
 
 T0 = dt.datetime(2026, 5, 1, 4, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def merchant(db: Session):
-    return make_merchant(db)
 
 
 def test_expiry_job_with_a_frozen_clock(db: Session, merchant) -> None:

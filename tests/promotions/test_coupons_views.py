@@ -16,12 +16,9 @@ from siyu.promotions.models.coupons import Coupon, CouponTemplate
 from tests.factories.customers import make_customer
 from tests.factories.merchants import PASSWORD, make_merchant, make_staff
 from tests.factories.promotions import give_coupon, make_coupon_template
+from tests.promotions.conftest import csrf
 
 BASE = "/console/promotions/coupons"
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def console_login(client: TestClient, db: Session, merchant) -> str:

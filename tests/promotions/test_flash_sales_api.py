@@ -19,11 +19,6 @@ from tests.factories.promotions import make_flash_sale
 ADMIN = "/api/v1/admin/flash-sales"
 
 
-@pytest.fixture
-def merchant(db):
-    return make_merchant(db)
-
-
 @pytest.fixture(autouse=True)
 def still_clock():
     with clock.frozen(clock.now().replace(microsecond=0)):

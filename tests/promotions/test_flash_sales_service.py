@@ -4,7 +4,9 @@ back on cancellation and expiry (not on refunds), the admission check and the Re
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event, func, select
@@ -43,11 +45,6 @@ def _code(fn) -> str:
     with pytest.raises(AppError) as exc:
         fn()
     return exc.value.code
-
-
-@pytest.fixture
-def merchant(db):
-    return make_merchant(db)
 
 
 def test_a_flash_order_is_priced_at_the_flash_price_and_takes_from_the_allocation(db, merchant) -> None:
@@ -324,11 +321,9 @@ def test_customer_merge_moves_orders_and_adds_counts(db, merchant) -> None:
     assert set(db.scalars(select(FlashSaleOrder.customer_id))) == {target.id}
 
 
-def test_admission_refuses_a_sold_out_item_with_one_read(db, merchant) -> None:
-    sku = make_sku(db, merchant=merchant, price_cents=1000, stock=50)
-    sale = make_flash_sale(db, merchant=merchant, items=[(sku, 500, 1, None)])
-    _buy(db, make_customer(db, merchant=merchant), sku, sale)
-    request = CheckoutRequest.model_validate(checkout_body([(sku, 1)], promotion=flash_promotion(sale)))
+@contextlib.contextmanager
+def _statements(db) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """The SQL statements sent to the database inside the block."""
     statements: list[str] = []
     engine = db.get_bind().engine
 
@@ -337,10 +332,18 @@ def test_admission_refuses_a_sold_out_item_with_one_read(db, merchant) -> None:
 
     event.listen(engine, "before_cursor_execute", count)
     try:
-        with pytest.raises(fs.FlashSoldOut):
-            fs.admission_check(db, merchant.id, request)
+        yield statements
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+def test_admission_refuses_a_sold_out_item_with_one_read(db, merchant) -> None:
+    sku = make_sku(db, merchant=merchant, price_cents=1000, stock=50)
+    sale = make_flash_sale(db, merchant=merchant, items=[(sku, 500, 1, None)])
+    _buy(db, make_customer(db, merchant=merchant), sku, sale)
+    request = CheckoutRequest.model_validate(checkout_body([(sku, 1)], promotion=flash_promotion(sale)))
+    with _statements(db) as statements, pytest.raises(fs.FlashSoldOut):
+        fs.admission_check(db, merchant.id, request)
     assert len(statements) == 1 and "promotions_flash_sale_items" in statements[0]
 
 
@@ -379,18 +382,8 @@ def test_the_redis_gate_answers_sold_out_without_the_database_and_clears_on_canc
     assert redis_gate.exists(fs.gate.key(merchant.id, sale.id, sku.id)) == 1
 
     # when the next buyer asks: no statement reaches the database
-    statements: list[str] = []
-    engine = db.get_bind().engine
-
-    def count(*args, **kwargs) -> None:
-        statements.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        with pytest.raises(fs.FlashSoldOut):
-            fs.admission_check(db, merchant.id, request)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    with _statements(db) as statements, pytest.raises(fs.FlashSoldOut):
+        fs.admission_check(db, merchant.id, request)
     assert statements == []
 
     # when the unit comes back, the mark goes and the next buyer gets it

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,17 +14,12 @@ from sqlalchemy.orm import Session
 from siyu.core import clock
 from siyu.promotions.models.flash_sales import FlashSale, FlashSaleItem
 from tests.factories.customers import make_customer
-from tests.factories.merchants import PASSWORD, make_merchant, make_staff
+from tests.factories.merchants import PASSWORD, make_staff
 from tests.factories.orders import make_sku, place_order
 from tests.factories.promotions import flash_promotion, make_flash_sale
 
 CONSOLE = "/console/promotions/flash-sales"
 T0 = dt.datetime(2026, 6, 18, 2, 0, tzinfo=dt.UTC)  # 10:00 Beijing time
-
-
-@pytest.fixture
-def merchant(db: Session):
-    return make_merchant(db)
 
 
 def csrf(html: str) -> str:

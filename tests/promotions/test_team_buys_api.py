@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,11 +20,6 @@ from tests.factories.orders import checkout_body, customer_headers, make_sku
 from tests.factories.promotions import make_team_buy
 
 _keys = itertools.count(1)
-
-
-@pytest.fixture
-def merchant(db: Session) -> Merchant:
-    return make_merchant(db)
 
 
 def body(sku_id: int, **over) -> dict:

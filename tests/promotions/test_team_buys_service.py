@@ -25,14 +25,8 @@ from siyu.promotions.jobs import team_buys as jobs
 from siyu.promotions.models.team_buys import Team, TeamMember
 from siyu.promotions.service import team_buys as service
 from tests.factories.customers import make_customer
-from tests.factories.merchants import make_merchant
 from tests.factories.orders import checkout_body, customer_principal, make_sku, pay, place_order
 from tests.factories.promotions import make_team_buy, team_buy_order
-
-
-@pytest.fixture
-def merchant(db: Session) -> Merchant:
-    return make_merchant(db)
 
 
 def count(db: Session, model, *where) -> int:
@@ -374,3 +368,27 @@ def test_plain_orders_are_not_team_orders(db: Session, merchant: Merchant) -> No
     paid(db, order)
     assert count(db, TeamMember) == 0
     assert service.record_paid(db, merchant_id=merchant.id, order_id=order.id) == "none"
+
+
+def test_goods_of_a_forming_team_are_held_until_the_team_is_complete(db: Session, merchant: Merchant) -> None:
+    from tests.factories.merchants import make_staff, principal_of
+
+    # given a team of 2 whose leader has paid
+    campaign = make_team_buy(db, merchant=merchant, team_size=2)
+    leader, friend = make_customer(db, merchant=merchant), make_customer(db, merchant=merchant)
+    first = paid(db, team_buy_order(db, customer=leader, campaign=campaign))
+    staff = principal_of(db, make_staff(db, merchant=merchant))
+    # then the paid order is on hold: it cannot be shipped while the team is forming
+    assert first.fulfilment_hold == "team_forming"
+    with pytest.raises(AppError) as exc:
+        orders.ship_order(db, first.id, actor=staff, carrier="顺丰", tracking_no="SF123456")
+    assert exc.value.code == "order_on_hold"
+    # when a friend joins and pays, completing the team
+    second = paid(db, team_buy_order(db, customer=friend, campaign=campaign, team=team_of(db, first)))
+    db.refresh(first)
+    # then both orders are released and ship normally
+    assert (first.fulfilment_hold, second.fulfilment_hold) == (None, None)
+    shipped = orders.ship_order(db, first.id, actor=staff, carrier="顺丰", tracking_no="SF123456")
+    assert shipped.status == "shipped"
+    notes = [h.note for h in orders.history_of(db, first.id)]
+    assert "On hold: team_forming" in notes and "Hold released: team_forming" in notes

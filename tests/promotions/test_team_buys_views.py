@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,15 +19,7 @@ from tests.factories.customers import make_customer
 from tests.factories.merchants import PASSWORD, make_merchant, make_staff
 from tests.factories.orders import make_sku, pay
 from tests.factories.promotions import make_team_buy, team_buy_order
-
-
-@pytest.fixture
-def merchant(db: Session) -> Merchant:
-    return make_merchant(db)
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+from tests.promotions.conftest import csrf
 
 
 def console_login(client: TestClient, db: Session, merchant: Merchant) -> str:

@@ -84,6 +84,7 @@ def order_read(order: Order, lines: list[OrderLine] | None = None, *, viewer: Pr
         "id": order.id, "order_no": order.order_no, "kind": order.kind or "goods", "status": order.status,
         "customer_id": order.customer_id, "owner_id": order.owner_id, "store_id": order.store_id, "fulfilment_type": order.fulfilment_type,
         "fulfilment": _fulfilment_for(order, viewer), "carrier": order.carrier, "tracking_no": order.tracking_no,
+        "fulfilment_hold": order.fulfilment_hold,
         "subtotal_cents": order.subtotal_cents, "adjustments_cents": order.adjustments_cents,
         "shipping_cents": order.shipping_cents, "total_cents": order.total_cents,
         "payable_cents": order.payable_cents, "paid_cents": order.paid_cents, "refunded_cents": order.refunded_cents,

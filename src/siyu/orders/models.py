@@ -65,6 +65,9 @@ class Order(IdMixin, Base):
     kind: Mapped[str] = mapped_column(String(20), default="goods", server_default="goods")
     # The status to return to when a whole-order refund request is rejected.
     status_before_refund: Mapped[str | None] = mapped_column(String(20))
+    # Set while another domain holds the goods back (a team purchase still forming): the order is paid
+    # but must not be shipped or handed over yet. None = free to fulfil.
+    fulfilment_hold: Mapped[str | None] = mapped_column(String(40))
 
     fulfilment_type: Mapped[str] = mapped_column(String(10))  # delivery | pickup | leader | virtual
     fulfilment: Mapped[dict[str, Any]] = mapped_column(default=dict)

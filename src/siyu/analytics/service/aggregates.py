@@ -164,8 +164,9 @@ def on_order_paid(session: Session, *, merchant_id: int, order_id: int, customer
 
 
 def _bump_customer(session: Session, *, merchant_id: int, f: PaidOrderFact) -> bool:
-    """The usual payment (kept, and not before the customer's last purchase) added to their row in one
-    conditional UPDATE, without reading their orders; False when it does not apply (then recompute)."""
+    """The usual payment (kept, and after the customer's last purchase) added to their row in one
+    conditional UPDATE, without reading their orders; False when it does not apply (then recompute). A row
+    that already counts this order has a last purchase at or after it, so the UPDATE cannot count it twice."""
     s = CustomerPurchaseStats
     if f.total_cents <= f.refunded_cents:
         return False
@@ -177,7 +178,7 @@ def _bump_customer(session: Session, *, merchant_id: int, f: PaidOrderFact) -> b
     bit = 1 << k if 0 < k <= MAX_MONTH_BIT else 0
     done = session.execute(s.__table__.update().where(
         s.merchant_id == merchant_id, s.customer_id == f.customer_id, s.first_month == first_month,
-        s.last_paid_at <= f.paid_at).values(
+        s.last_paid_at < f.paid_at).values(
         paid_orders=s.paid_orders + 1, kept_orders=s.kept_orders + 1,
         kept_cents=s.kept_cents + (f.total_cents - f.refunded_cents), last_paid_at=f.paid_at,
         month_bits=s.month_bits.op("|")(literal_column(str(int(bit))))))

@@ -20,6 +20,7 @@ The trend compares each segment's count with the same computation as of the day 
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator
@@ -103,7 +104,8 @@ def quintile_cuts(values: list[int]) -> list[int]:
 
 
 def score_above(value: int, cuts: list[int]) -> int:
-    return 1 + sum(1 for c in cuts if value > c)
+    """1 + the number of cut points strictly below `value` (`cuts` ascending, as quintile_cuts gives them)."""
+    return 1 + bisect.bisect_left(cuts, value)
 
 
 def segment_of(r: int, f: int, m: int, frequency: int) -> str:

@@ -30,6 +30,7 @@ from siyu.orders.service.checkout import (
     preview,
 )
 from siyu.orders.service.common import (
+    OrderOnHold,
     OrderSettings,
     OutOfStock,
     SkuUnavailable,
@@ -37,8 +38,10 @@ from siyu.orders.service.common import (
     after_sales_days,
     change_status,
     get_order,
+    hold_fulfilment,
     order_lines,
     order_settings,
+    release_fulfilment,
 )
 from siyu.orders.service.facts import (
     PaidOrderFact,
@@ -101,6 +104,7 @@ from siyu.orders.service.settings import get_order_settings, update_order_settin
 __all__ = [
     "PaidOrderFact", "customer_order_totals", "customer_purchase_months", "first_purchase_facts", "paid_order_facts",
     "move_customer_rows", "create_service_order", "refund_service_order",
+    "OrderOnHold", "hold_fulfilment", "release_fulfilment",
     "EXPORT_COLUMNS", "BulkShipRow", "CartItem", "OrderDetail", "OrderFilter", "OrderSettings", "OutOfStock",
     "RefundExceedsPaid", "SkuUnavailable", "add_to_cart", "address_snapshot", "after_sales_closes_at",
     "after_sales_days", "apply_payment", "approve_refund", "auto_complete", "breakdown", "build_context",

@@ -187,5 +187,39 @@ def change_status(session: Session, order: Order, new: str | OrderStatus, *, act
     session.flush()
 
 
+class OrderOnHold(Conflict):
+    code = "order_on_hold"
+    message = "This order is on hold ({reason}): it cannot be shipped or handed over yet."
+
+
+def check_not_held(order: Order) -> None:
+    if order.fulfilment_hold:
+        raise OrderOnHold(details={"hold": order.fulfilment_hold}, reason=order.fulfilment_hold)
+
+
+def hold_fulfilment(session: Session, *, merchant_id: int, order_id: int, reason: str,
+                    actor: Principal | None = None) -> None:
+    """Hold a goods order back from shipping and pickup hand-over until `release_fulfilment` (the holding
+    domain's own rule, e.g. a team purchase until the team is complete). Written to the order's history."""
+    order = lock_order(session, order_id, merchant_id=merchant_id)
+    if order is None:
+        raise NotFound("This order does not exist.", code="order_not_found")
+    if order.fulfilment_hold == reason[:40]:
+        return
+    order.fulfilment_hold = reason[:40]
+    add_history(session, order, from_status=order.status, to_status=order.status, actor=actor,
+                note=f"On hold: {order.fulfilment_hold}")
+
+
+def release_fulfilment(session: Session, *, merchant_id: int, order_id: int, actor: Principal | None = None) -> None:
+    """Let a held order be fulfilled again (idempotent)."""
+    order = lock_order(session, order_id, merchant_id=merchant_id)
+    if order is None or not order.fulfilment_hold:
+        return
+    add_history(session, order, from_status=order.status, to_status=order.status, actor=actor,
+                note=f"Hold released: {order.fulfilment_hold}")
+    order.fulfilment_hold = None
+
+
 def system_actor(merchant_id: int) -> Principal:
     return system_principal(merchant_id)

@@ -23,6 +23,7 @@ from siyu.orders.models import Order, OrderLine
 from siyu.orders.service.common import (
     add_history,
     change_status,
+    check_not_held,
     get_order,
     lock_order,
     order_lines,
@@ -187,6 +188,7 @@ def ship_order(session: Session, order_id: int, *, actor: Principal, carrier: st
     order = get_order(session, order_id, actor=actor, lock=True)
     if order.fulfilment_type != "delivery":
         raise Conflict("Only delivery orders are shipped.", code="not_delivery")
+    check_not_held(order)
     if order.status != S.PAID:
         # Refunding orders also may move to shipped in the table (back after a rejection), not by hand.
         raise InvalidTransition(details={"from": order.status, "to": S.SHIPPED.value}, old=order.status,
@@ -327,6 +329,7 @@ def _verify(session: Session, order: Order, code: str, actor: Principal) -> Orde
     if order.status != S.READY_FOR_PICKUP:
         raise InvalidTransition(details={"from": order.status, "to": S.COMPLETED.value}, old=order.status,
                                 new=S.COMPLETED.value)
+    check_not_held(order)
     if not order.pickup_code or not hmac.compare_digest(order.pickup_code.encode(), (code or "").encode()):
         raise Conflict("The pickup code does not match.", code="wrong_pickup_code")
     change_status(session, order, S.COMPLETED, actor=actor, note="Picked up (verified).")

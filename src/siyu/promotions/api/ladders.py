@@ -15,7 +15,7 @@ from siyu.promotions.models.ladders import LadderCampaign
 from siyu.promotions.schemas.bargains import CampaignAction
 from siyu.promotions.schemas.ladders import LadderBody
 from siyu.promotions.service import ladders as service
-from siyu.promotions.service.bargains import require_manager
+from siyu.promotions.service.common import require_manager
 from siyu.promotions.states.ladders import LadderStatus
 
 router = APIRouter(tags=["promotions"])

@@ -16,36 +16,15 @@ from siyu.catalog import service as catalog
 from siyu.core import clock
 from siyu.core.auth import Principal
 from siyu.core.demo import DemoContext
-from siyu.core.errors import AppError
-from siyu.merchants import service as merchants
 from siyu.orders import service as orders
 from siyu.orders.schemas import CheckoutRequest
-from siyu.payments import service as payments
+from siyu.promotions.demo.common import pay_in_sandbox
 from siyu.promotions.service import bargains as service
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 ADDRESS = {"name": "周敏", "phone": "13800002222", "province": "浙江省", "city": "杭州市", "district": "西湖区",
            "detail": "文三路 200 号"}
-
-
-def pay_in_sandbox(session: Session, ctx: DemoContext, *, customer_id: int, request: CheckoutRequest,
-                   at: dt.datetime) -> int | None:
-    """Place and pay one order at `at` through checkout and a sandbox payment; its id, or None if refused."""
-    actor = Principal(merchant_id=ctx.merchant_id, kind="customer", subject_id=customer_id)
-    merchant = merchants.get_merchant(session, ctx.merchant_id)
-    with clock.frozen(at):
-        try:
-            with session.begin_nested():
-                order = orders.create_order(session, actor=actor, request=request)
-                start = orders.pay_order(session, order.id, actor=actor, method="sandbox")
-                payments.sandbox_confirm(session, merchant=merchant, payment_id=start.payment_id,
-                                         customer_id=customer_id)
-                orders.record_payment(session, merchant_id=ctx.merchant_id, order_id=order.id,
-                                      payment_id=start.payment_id, amount_cents=order.payable_cents, paid_at=at)
-        except AppError:
-            return None
-    return order.id
 
 
 def seed(session: Session, ctx: DemoContext) -> None:

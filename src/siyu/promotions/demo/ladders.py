@@ -15,7 +15,7 @@ from siyu.catalog import service as catalog
 from siyu.core import clock
 from siyu.core.demo import DemoContext
 from siyu.orders.schemas import CheckoutRequest
-from siyu.promotions.demo.bargains import pay_in_sandbox
+from siyu.promotions.demo.common import pay_in_sandbox
 from siyu.promotions.service import ladders as service
 
 HOUR = dt.timedelta(hours=1)

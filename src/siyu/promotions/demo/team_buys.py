@@ -15,13 +15,9 @@ from sqlalchemy.orm import Session
 
 from siyu.catalog import service as catalog
 from siyu.core import clock
-from siyu.core.auth import Principal
 from siyu.core.demo import DemoContext
-from siyu.core.errors import AppError
-from siyu.merchants import service as merchants
-from siyu.orders import service as orders
 from siyu.orders.schemas import CheckoutRequest
-from siyu.payments import service as payments
+from siyu.promotions.demo.common import pay_in_sandbox
 from siyu.promotions.schemas.team_buys import TeamBuyIn
 from siyu.promotions.service import team_buys as service
 
@@ -82,29 +78,20 @@ def _seed(session: Session, ctx: DemoContext, customer_ids: list[int], on_sale: 
         service.run_clock(session, clock.now())
 
     buyers = iter(customer_ids[25:25 + 40])
-    merchant = merchants.get_merchant(session, ctx.merchant_id)
 
     def buy(at: dt.datetime, team_id: int | None = None) -> int | None:
         """One customer's order (a new team, or joining `team_id`), paid in the sandbox at `at`."""
         customer_id = next(buyers)
-        actor = Principal(merchant_id=ctx.merchant_id, kind="customer", subject_id=customer_id)
         promotion = {"kind": "team_buy", "campaign_id": campaign.id, **({"team_id": team_id} if team_id else {})}
         request = CheckoutRequest.model_validate({"items": [{"sku_id": main["sku_id"], "quantity": 1}],
                                                   "fulfilment": {"type": "delivery", "address": ADDRESS},
                                                   "promotion": promotion})
-        with clock.frozen(at):
-            try:
-                with session.begin_nested():
-                    order = orders.create_order(session, actor=actor, request=request)
-                    start = orders.pay_order(session, order.id, actor=actor, method="sandbox")
-                    payments.sandbox_confirm(session, merchant=merchant, payment_id=start.payment_id,
-                                             customer_id=customer_id)
-                    orders.record_payment(session, merchant_id=ctx.merchant_id, order_id=order.id,
-                                          payment_id=start.payment_id, amount_cents=order.payable_cents, paid_at=at)
-                    service.record_paid(session, merchant_id=ctx.merchant_id, order_id=order.id, now=at)
-            except AppError:
-                return None
-        member = service.member_of_order(session, merchant_id=ctx.merchant_id, order_id=order.id)
+        order_id = pay_in_sandbox(session, ctx, customer_id=customer_id, request=request, at=at,
+                                  then=lambda order_id: service.record_paid(session, merchant_id=ctx.merchant_id,
+                                                                            order_id=order_id, now=at))
+        if order_id is None:
+            return None
+        member = service.member_of_order(session, merchant_id=ctx.merchant_id, order_id=order_id)
         return member.team_id if member else None
 
     # Two teams that filled, one that failed (its time ran out with one seat empty).

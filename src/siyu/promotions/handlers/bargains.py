@@ -4,34 +4,28 @@ A bargain follows the order placed at its price: paid → bought, cancelled → 
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy.orm import Session
 
-from siyu.core import clock
 from siyu.core.events import Event, handles
 from siyu.customers import events as customer_events
 from siyu.orders import events as order_events
+from siyu.promotions.handlers import common
 from siyu.promotions.service import bargains
-
-
-def _goods(payload: dict) -> bool:
-    return payload.get("kind", "goods") == "goods"
 
 
 @handles(order_events.ORDER_PAID)
 def on_order_paid(session: Session, event: Event) -> None:
     p = event.payload
-    if not _goods(p):
+    if not common.is_goods(p):
         return
-    paid_at = dt.datetime.fromisoformat(p["paid_at"]) if p.get("paid_at") else clock.now()
+    paid_at = common.paid_at_of(p)
     bargains.mark_paid(session, merchant_id=event.merchant_id, order_id=int(p["order_id"]),
                        paid_cents=int(p.get("total_cents") or 0), paid_at=paid_at)
 
 
 @handles(order_events.ORDER_CANCELLED)
 def on_order_cancelled(session: Session, event: Event) -> None:
-    if not _goods(event.payload):
+    if not common.is_goods(event.payload):
         return
     bargains.give_back(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 

@@ -14,23 +14,20 @@ from sqlalchemy.orm import Session
 from siyu.core.events import Event, handles
 from siyu.customers import events as customer_events
 from siyu.orders import events as order_events
+from siyu.promotions.handlers import common
 from siyu.promotions.service import flash_sales as service
-
-
-def _goods(payload: dict) -> bool:
-    return payload.get("kind", "goods") == "goods"
 
 
 @handles(order_events.ORDER_CANCELLED)
 def on_order_cancelled(session: Session, event: Event) -> None:
-    if not _goods(event.payload):
+    if not common.is_goods(event.payload):
         return
     service.release_order(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 
 
 @handles(order_events.ORDER_PAID)
 def on_order_paid(session: Session, event: Event) -> None:
-    if not _goods(event.payload):
+    if not common.is_goods(event.payload):
         return
     service.mark_paid(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 

@@ -11,28 +11,25 @@ from sqlalchemy.orm import Session
 from siyu.core.events import Event, handles
 from siyu.customers import events as customer_events
 from siyu.orders import events as order_events
+from siyu.promotions.handlers import common
 from siyu.promotions.service import team_buys as service
-
-
-def _goods(payload: dict) -> bool:
-    return payload.get("kind", "goods") == "goods"
 
 
 @handles(order_events.ORDER_PAID)
 def on_order_paid(session: Session, event: Event) -> None:
-    if _goods(event.payload):
+    if common.is_goods(event.payload):
         service.record_paid(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 
 
 @handles(order_events.ORDER_CANCELLED)
 def on_order_cancelled(session: Session, event: Event) -> None:
-    if _goods(event.payload):
+    if common.is_goods(event.payload):
         service.record_cancelled(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 
 
 @handles(order_events.ORDER_REFUNDED)
 def on_order_refunded(session: Session, event: Event) -> None:
-    if _goods(event.payload):
+    if common.is_goods(event.payload):
         service.record_refunded(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]),
                                 fully_refunded=bool(event.payload.get("fully_refunded")))
 

@@ -35,13 +35,14 @@ from sqlalchemy.orm import Session
 
 from siyu.catalog import service as catalog
 from siyu.core import clock
-from siyu.core.auth import PERMISSIONS as _PERMISSIONS
-from siyu.core.auth import Principal, Role, system_principal
-from siyu.core.errors import AppError, Conflict, NotFound, PermissionDenied, Unauthorized, field_error
+from siyu.core.auth import Principal, system_principal
+from siyu.core.errors import AppError, Conflict, NotFound, Unauthorized, field_error
 from siyu.core.i18n import gettext as _
 from siyu.customers import service as customers
 from siyu.orders import pricing
 from siyu.promotions.models.bargains import Bargain, BargainAssist, BargainCampaign, BargainRateHit
+from siyu.promotions.service import common
+from siyu.promotions.service.common import require_manager
 from siyu.promotions.states.bargains import (
     BargainCampaignStatus,
     BargainStatus,
@@ -79,20 +80,7 @@ class BargainClosed(Conflict):
 # ---------------------------------------------------------------- helpers
 
 
-def _valid_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_ID
-
-
-def require_manager(actor: Principal) -> None:
-    """Promotions are managed by the brand (or with `promotions.manage` where the lead defines it)."""
-    if actor.kind == "system":
-        return
-    if actor.kind != "staff":
-        raise PermissionDenied()
-    if "promotions.manage" in _PERMISSIONS:
-        actor.require("promotions.manage")
-    elif actor.role != Role.BRAND_ADMIN:
-        raise PermissionDenied()
+_valid_id = common.valid_id
 
 
 def compute_cut(*, remaining_cents: int, assists_left: int, factor_bps: int, weight_bps: int = 10000) -> int:
@@ -112,18 +100,12 @@ def factor_for(seed: int, seq: int) -> int:
 
 
 def is_running(campaign: BargainCampaign, now: dt.datetime | None = None) -> bool:
-    now = now or clock.now()
-    return campaign.status == C.SCHEDULED and campaign.starts_at <= now < campaign.ends_at
+    return common.is_running(campaign, C.SCHEDULED, now)
 
 
 def display_status(campaign: BargainCampaign, now: dt.datetime | None = None) -> str:
     """What the console shows: running / upcoming / finished follow the window of a scheduled campaign."""
-    now = now or clock.now()
-    if campaign.status == C.SCHEDULED:
-        if now < campaign.starts_at:
-            return "upcoming"
-        return "running" if now < campaign.ends_at else "finished"
-    return campaign.status
+    return common.display_status(campaign, C.SCHEDULED, now)
 
 
 # ---------------------------------------------------------------- campaigns
@@ -215,15 +197,8 @@ def update_campaign(session: Session, campaign_id: int, *, actor: Principal, dat
 
 
 def get_campaign(session: Session, campaign_id: int, *, merchant_id: int, lock: bool = False) -> BargainCampaign:
-    if not _valid_id(campaign_id):
-        raise NotFound(code="bargain_campaign_not_found")
-    stmt = select(BargainCampaign).where(BargainCampaign.id == campaign_id, BargainCampaign.merchant_id == merchant_id)
-    if lock:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    campaign = session.scalars(stmt).first()
-    if campaign is None:
-        raise NotFound(code="bargain_campaign_not_found")
-    return campaign
+    return common.get_owned(session, BargainCampaign, campaign_id, merchant_id=merchant_id,
+                            not_found="bargain_campaign_not_found", lock=lock)
 
 
 ACTIONS = {"schedule": C.SCHEDULED, "resume": C.SCHEDULED, "pause": C.PAUSED, "end": C.ENDED, "draft": C.DRAFT}
@@ -232,17 +207,10 @@ ACTIONS = {"schedule": C.SCHEDULED, "resume": C.SCHEDULED, "pause": C.PAUSED, "e
 def change_campaign_status(session: Session, campaign_id: int, *, actor: Principal, action: str) -> BargainCampaign:
     """schedule / pause / resume / end / draft. Ending expires the campaign's open bargains."""
     require_manager(actor)
-    if action not in ACTIONS:
-        raise field_error("action", "Unknown action.")
+    target = common.action_target(action, ACTIONS)
     campaign = get_campaign(session, campaign_id, merchant_id=actor.merchant_id, lock=True)
-    target = ACTIONS[action]
-    assert_campaign_transition(campaign.status, target)
-    now = clock.now()
-    campaign.status = target.value
-    campaign.updated_at = now
+    now = common.move(campaign, target, ended=C.ENDED, assert_transition=assert_campaign_transition)
     if target == C.ENDED:
-        if campaign.ends_at > now:
-            campaign.ends_at = now
         _expire(session, now=now, campaign_id=campaign.id, everything=True)
     session.flush()
     return campaign

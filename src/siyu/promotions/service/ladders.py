@@ -36,7 +36,8 @@ from siyu.core.i18n import gettext as _
 from siyu.orders import pricing
 from siyu.orders import service as orders
 from siyu.promotions.models.ladders import LadderCampaign, LadderEntry
-from siyu.promotions.service.bargains import require_manager
+from siyu.promotions.service import common
+from siyu.promotions.service.common import require_manager
 from siyu.promotions.states.ladders import (
     EntryStatus,
     LadderStatus,
@@ -53,8 +54,7 @@ COUNTED = (E.PAID.value, E.SETTLED.value)
 HELD = (E.PENDING.value, E.PAID.value, E.SETTLED.value)
 
 
-def _valid_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_ID
+_valid_id = common.valid_id
 
 
 def price_for(tiers: list[dict[str, Any]], participants: int) -> int:
@@ -76,17 +76,11 @@ def next_tier(tiers: list[dict[str, Any]], participants: int) -> dict[str, Any] 
 
 
 def is_running(campaign: LadderCampaign, now: dt.datetime | None = None) -> bool:
-    now = now or clock.now()
-    return campaign.status == L.SCHEDULED and campaign.starts_at <= now < campaign.ends_at
+    return common.is_running(campaign, L.SCHEDULED, now)
 
 
 def display_status(campaign: LadderCampaign, now: dt.datetime | None = None) -> str:
-    now = now or clock.now()
-    if campaign.status == L.SCHEDULED:
-        if now < campaign.starts_at:
-            return "upcoming"
-        return "running" if now < campaign.ends_at else "finished"
-    return campaign.status
+    return common.display_status(campaign, L.SCHEDULED, now)
 
 
 # ---------------------------------------------------------------- campaigns
@@ -171,15 +165,8 @@ def update_campaign(session: Session, campaign_id: int, *, actor: Principal, dat
 
 
 def get_campaign(session: Session, campaign_id: int, *, merchant_id: int, lock: bool = False) -> LadderCampaign:
-    if not _valid_id(campaign_id):
-        raise NotFound(code="ladder_not_found")
-    stmt = select(LadderCampaign).where(LadderCampaign.id == campaign_id, LadderCampaign.merchant_id == merchant_id)
-    if lock:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    campaign = session.scalars(stmt).first()
-    if campaign is None:
-        raise NotFound(code="ladder_not_found")
-    return campaign
+    return common.get_owned(session, LadderCampaign, campaign_id, merchant_id=merchant_id, not_found="ladder_not_found",
+                            lock=lock)
 
 
 ACTIONS = {"schedule": L.SCHEDULED, "resume": L.SCHEDULED, "pause": L.PAUSED, "end": L.ENDED, "draft": L.DRAFT}
@@ -189,16 +176,9 @@ def change_campaign_status(session: Session, campaign_id: int, *, actor: Princip
     """schedule / pause / resume / end / draft. Ending early closes the window now; the settle tick
     then fixes the final price and pays the differences back."""
     require_manager(actor)
-    if action not in ACTIONS:
-        raise field_error("action", "Unknown action.")
+    target = common.action_target(action, ACTIONS)
     campaign = get_campaign(session, campaign_id, merchant_id=actor.merchant_id, lock=True)
-    target = ACTIONS[action]
-    assert_ladder_transition(campaign.status, target)
-    now = clock.now()
-    campaign.status = target.value
-    campaign.updated_at = now
-    if target == L.ENDED and campaign.ends_at > now:
-        campaign.ends_at = now
+    common.move(campaign, target, ended=L.ENDED, assert_transition=assert_ladder_transition)
     session.flush()
     return campaign
 

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 EXTRA_KEY = "team_buy"
 CONTRIBUTOR = "promotions.team_buy"
 TEAM_COMPLETED = "promotions.team_completed"
+# The hold on a member's order until the team is complete (orders refuses to ship or hand it over).
+HOLD_REASON = "team_forming"
 TEAM_FAILED = "promotions.team_failed"
 C, T, M = TeamBuyStatus, TeamStatus, MemberStatus
 
@@ -493,6 +495,8 @@ class TeamBuyContributor:
         except IntegrityError as exc:
             # The partial unique index: a concurrent order of the same customer for the same team.
             raise TeamAlreadyJoined(details={"team_id": team_id}) from exc
+        # The goods wait for the team: nothing is shipped or handed over before it is complete.
+        orders.hold_fulfilment(session, merchant_id=ctx.merchant_id, order_id=order_id, reason=HOLD_REASON)
 
 
 def _check_limit(session: Session, campaign: TeamBuyCampaign, customer_id: int | None) -> None:
@@ -563,6 +567,8 @@ def _complete(session: Session, team_id: int, now: dt.datetime) -> None:
             if not member.won:
                 _refund_member(session, member, reason="lucky_draw", now=now)
         session.flush()
+    for member in winners:
+        orders.release_fulfilment(session, merchant_id=team.merchant_id, order_id=member.order_id)
     emit(session, TEAM_COMPLETED, {"team_id": team.id, "campaign_id": team.campaign_id, "size": team.size,
                                    "customer_ids": [m.customer_id for m in paid],
                                    "order_ids": [m.order_id for m in paid],

@@ -10,6 +10,7 @@ import datetime as dt
 from enum import StrEnum
 
 from siyu.core.states import Transitions
+from siyu.promotions.states.common import window_status, windowed_campaign_machine
 
 
 class FlashSaleStatus(StrEnum):
@@ -21,15 +22,7 @@ class FlashSaleStatus(StrEnum):
 
 
 F = FlashSaleStatus
-FLASH_SALE_MACHINE = Transitions(FlashSaleStatus, {
-    F.DRAFT: frozenset({F.SCHEDULED, F.ENDED}),
-    # Back to draft to edit before it starts.
-    F.SCHEDULED: frozenset({F.DRAFT, F.ACTIVE, F.PAUSED, F.ENDED}),
-    F.ACTIVE: frozenset({F.PAUSED, F.ENDED}),
-    # Resuming goes back to scheduled; the window then says whether it is running.
-    F.PAUSED: frozenset({F.SCHEDULED, F.ENDED}),
-    F.ENDED: frozenset(),
-}, message="This flash sale cannot move from {old} to {new}.")
+FLASH_SALE_MACHINE = windowed_campaign_machine(FlashSaleStatus, message="This flash sale cannot move from {old} to {new}.")
 
 FLASH_SALE_LABELS = {F.DRAFT: "Draft", F.SCHEDULED: "Scheduled", F.ACTIVE: "Running", F.PAUSED: "Paused",
                      F.ENDED: "Ended"}
@@ -55,10 +48,4 @@ FLASH_ORDER_MACHINE = Transitions(FlashOrderStatus, {
 def effective_status(status: str, starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> str:
     """What the campaign is at `now`: a scheduled or active campaign is scheduled before its window,
     active inside it and ended after it; draft, paused and ended stay as they are."""
-    if status not in SELLING:
-        return status
-    if now >= ends_at:
-        return F.ENDED.value
-    if now < starts_at:
-        return F.SCHEDULED.value
-    return F.ACTIVE.value
+    return window_status(status, starts_at, ends_at, now, selling=SELLING)

@@ -16,6 +16,7 @@ import datetime as dt
 from enum import StrEnum
 
 from siyu.core.states import Transitions
+from siyu.promotions.states.common import window_status, windowed_campaign_machine
 
 
 class TeamBuyStatus(StrEnum):
@@ -27,14 +28,7 @@ class TeamBuyStatus(StrEnum):
 
 
 C = TeamBuyStatus
-CAMPAIGN_MACHINE = Transitions(TeamBuyStatus, {
-    C.DRAFT: frozenset({C.SCHEDULED, C.ENDED}),
-    C.SCHEDULED: frozenset({C.DRAFT, C.ACTIVE, C.PAUSED, C.ENDED}),
-    C.ACTIVE: frozenset({C.PAUSED, C.ENDED}),
-    # Resuming goes back to scheduled; the window then says whether it runs.
-    C.PAUSED: frozenset({C.SCHEDULED, C.ENDED}),
-    C.ENDED: frozenset(),
-}, message="This team-buy campaign cannot move from {old} to {new}.")
+CAMPAIGN_MACHINE = windowed_campaign_machine(TeamBuyStatus, message="This team-buy campaign cannot move from {old} to {new}.")
 
 CAMPAIGN_LABELS = {C.DRAFT: "Draft", C.SCHEDULED: "Scheduled", C.ACTIVE: "Running", C.PAUSED: "Paused",
                    C.ENDED: "Ended"}
@@ -46,13 +40,7 @@ SELLING = (C.SCHEDULED.value, C.ACTIVE.value)
 def effective_status(status: str, starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> str:
     """What the campaign is at `now`: scheduled or active means scheduled before the window, active
     inside it and ended after it; draft, paused and ended stay as they are."""
-    if status not in SELLING:
-        return status
-    if now >= ends_at:
-        return C.ENDED.value
-    if now < starts_at:
-        return C.SCHEDULED.value
-    return C.ACTIVE.value
+    return window_status(status, starts_at, ends_at, now, selling=SELLING)
 
 
 class TeamStatus(StrEnum):

@@ -134,12 +134,17 @@ def _builder(request: Request, session: Any, principal: Principal, *, campaign: 
         status=status)
 
 
+RENAME = {"start_price_cents": "start_price", "floor_price_cents": "floor_price",
+          "new_customer_weight_bps": "new_customer_weight"}
+
+
 def _save(request: Request, session: Any, principal: Principal, form: Any,
           campaign: BargainCampaign | None) -> Response:
     typed, data, errors = _parse(form)
     if data is not None:
         done, errors = common.save_campaign(session, base=BASE, data=data, campaign=campaign, actor=principal,
-                                            create=service.create_campaign, update=service.update_campaign)
+                                            create=service.create_campaign, update=service.update_campaign,
+                                            field_key=lambda k: RENAME.get(k, k))
         if done is not None:
             return done
     return _builder(request, session, principal, campaign=campaign, typed=typed, errors=errors, status=422)

@@ -26,7 +26,7 @@ from siyu.customers.deps import OptionalShopCustomer
 from siyu.merchants.deps import ConsoleForm, ConsoleStaff, ShopMerchant
 from siyu.promotions.models.ladders import LadderCampaign
 from siyu.promotions.service import ladders as service
-from siyu.promotions.service.bargains import require_manager
+from siyu.promotions.service.common import require_manager
 from siyu.promotions.states.ladders import ENTRY_LABELS, LADDER_LABELS, LadderStatus
 from siyu.promotions.views import common
 

@@ -1,0 +1,91 @@
+"""promotions: what the campaign services of several areas share (bargains, ladders, …).
+
+Who manages promotions, id bounds, a campaign's window (running / upcoming / finished), reading one
+campaign of a merchant (optionally locked), and a status action through the area's transition table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.core import clock
+from siyu.core.auth import PERMISSIONS as _PERMISSIONS
+from siyu.core.auth import Principal, Role
+from siyu.core.errors import NotFound, PermissionDenied, field_error
+
+MAX_ID = 2**53
+T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
+
+
+def valid_id(value: Any) -> bool:
+    """A positive int id below 2**53 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_ID
+
+
+def require_manager(actor: Principal) -> None:
+    """Promotions are managed by the brand (or with `promotions.manage` where the lead defines it)."""
+    if actor.kind == "system":
+        return
+    if actor.kind != "staff":
+        raise PermissionDenied()
+    if "promotions.manage" in _PERMISSIONS:
+        actor.require("promotions.manage")
+    elif actor.role != Role.BRAND_ADMIN:
+        raise PermissionDenied()
+
+
+def is_running(campaign: Any, scheduled: Enum, now: dt.datetime | None = None) -> bool:
+    """The campaign is `scheduled` and now is inside its window."""
+    now = now or clock.now()
+    return campaign.status == scheduled and campaign.starts_at <= now < campaign.ends_at
+
+
+def display_status(campaign: Any, scheduled: Enum, now: dt.datetime | None = None) -> str:
+    """What the console shows: running / upcoming / finished follow the window of a scheduled campaign."""
+    now = now or clock.now()
+    if campaign.status == scheduled:
+        if now < campaign.starts_at:
+            return "upcoming"
+        return "running" if now < campaign.ends_at else "finished"
+    return campaign.status
+
+
+def get_owned(session: Session, model: type[T], object_id: int, *, merchant_id: int, not_found: str,
+              lock: bool = False) -> T:
+    """The merchant's row of `model` by id (locked FOR UPDATE and refreshed with `lock`); NotFound(`not_found`)
+    for a bad id or another merchant's row."""
+    if not valid_id(object_id):
+        raise NotFound(code=not_found)
+    stmt = select(model).where(model.id == object_id, model.merchant_id == merchant_id)  # type: ignore[attr-defined]
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    row = session.scalars(stmt).first()
+    if row is None:
+        raise NotFound(code=not_found)
+    return row
+
+
+def action_target(action: str, actions: Mapping[str, E]) -> E:
+    """The status a console action leads to; a 422 on `action` for an unknown one."""
+    if action not in actions:
+        raise field_error("action", "Unknown action.")
+    return actions[action]
+
+
+def move(campaign: Any, target: Enum, *, ended: Enum, assert_transition: Callable[[Any, Any], Any]) -> dt.datetime:
+    """Move a (locked) campaign to `target` through its transition table; ending early closes the window
+    now. Returns now (the caller does its area's follow-up and flushes)."""
+    assert_transition(campaign.status, target)
+    now = clock.now()
+    campaign.status = target.value
+    campaign.updated_at = now
+    if target == ended and campaign.ends_at > now:
+        campaign.ends_at = now
+    return now
