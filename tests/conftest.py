@@ -1,7 +1,7 @@
 """Test fixtures. `db` runs each test on SQLite, and also on PostgreSQL when SIYU_TEST_PG_URL is set,
 inside a transaction rolled back at the end (requests and event handlers join it).
 
-Parallel runs (pytest-xdist, `.ci/run` passes `-n 3 --dist loadgroup --no-loadscope-reorder`): every
+Parallel runs (pytest-xdist, `.ci/run` passes `-n 2 --dist loadgroup --no-loadscope-reorder`): every
 worker process has its own SQLite files, media and huey paths (a temporary directory per process) and
 its own PostgreSQL databases (`<db>_gw0`, `<db>_gw0_<name>` ...); see `pytest_collection_modifyitems`
 below for which tests stay together on one worker. A plain `pytest` runs in one process as before."""
@@ -100,7 +100,7 @@ def reset_schema(database: Database) -> None:
     (the fingerprint kept in SCHEMA_MARK matches) they are only emptied and the id sequences restarted
     at 1 (a fraction of a second; dropping and creating the ~100 tables takes seconds on PostgreSQL);
     otherwise (or when emptying fails: a test changed a table) they are dropped and created again."""
-    from sqlalchemy import text
+    from sqlalchemy import MetaData, text
     from sqlalchemy.exc import SQLAlchemyError
 
     engine = database.engine
@@ -119,11 +119,14 @@ def reset_schema(database: Database) -> None:
             return
         except SQLAlchemyError:
             pass
-    with engine.begin() as conn:
-        conn.execute(text(f"DELETE FROM {SCHEMA_MARK}"))
-    Base.metadata.drop_all(engine)
+    # Every table there, not only the current models' ones: tables of other models (another branch, a
+    # newer checkout) may hold foreign keys to ours and would stop their drop.
+    existing = MetaData()
+    existing.reflect(engine)
+    existing.drop_all(engine)
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {SCHEMA_MARK} (fingerprint VARCHAR(64) NOT NULL)"))
         conn.execute(text(f"INSERT INTO {SCHEMA_MARK} (fingerprint) VALUES (:f)"), {"f": fingerprint})
 
 

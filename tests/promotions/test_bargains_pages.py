@@ -16,17 +16,14 @@ from siyu.customers.signin import issue_customer_token
 from siyu.merchants.models import Merchant
 from siyu.promotions.models.bargains import Bargain, BargainCampaign
 from tests.factories.customers import make_customer
-from tests.factories.merchants import PASSWORD, auth_headers, make_merchant, make_staff
+from tests.factories.merchants import auth_headers, make_merchant, make_staff
 from tests.factories.orders import customer_headers, make_sku
 from tests.factories.promotions import make_bargain_campaign
-from tests.promotions.conftest import csrf
+from tests.promotions.conftest import csrf, staff_sign_in
 
 
 def test_console_builder_detail_and_actions(client: TestClient, db: Session, merchant: Merchant) -> None:
-    staff = make_staff(db, merchant=merchant)
-    assert client.post("/console/login", data={"username": staff.username, "password": PASSWORD},
-                       follow_redirects=False).status_code == 303
-    token = csrf(client.get("/console/promotions/bargains/new").text)
+    token = staff_sign_in(client, db, merchant, "/console/promotions/bargains/new")
     sku = make_sku(db, merchant=merchant, price_cents=9900, title="电饭煲")
     start = clock.now().astimezone(clock.SHANGHAI)
     form = {"csrf_token": token, "title": "砍价拿电饭煲", "sku_id": str(sku.id), "start_price": "99.00",

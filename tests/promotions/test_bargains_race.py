@@ -18,6 +18,7 @@ from tests.factories.customers import make_customer
 from tests.factories.merchants import make_merchant
 from tests.factories.orders import customer_principal
 from tests.factories.promotions import make_bargain_campaign
+from tests.promotions.conftest import run_at_once
 
 SEED = 11
 FRIENDS = 14
@@ -48,12 +49,7 @@ def _race(database: Database, jobs: list[tuple[int, int]]) -> list[str]:
             except AppError as exc:
                 results[i] = exc.code
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
+    run_at_once(run, [(i,) for i in range(len(jobs))])
     return results
 
 

@@ -14,18 +14,15 @@ from siyu.customers.deps import cookie_name
 from siyu.customers.signin import issue_customer_token
 from siyu.promotions.models.coupons import Coupon, CouponTemplate
 from tests.factories.customers import make_customer
-from tests.factories.merchants import PASSWORD, make_merchant, make_staff
+from tests.factories.merchants import make_merchant
 from tests.factories.promotions import give_coupon, make_coupon_template
-from tests.promotions.conftest import csrf
+from tests.promotions.conftest import csrf, staff_sign_in
 
 BASE = "/console/promotions/coupons"
 
 
-def console_login(client: TestClient, db: Session, merchant) -> str:
-    staff = make_staff(db, merchant=merchant)
-    r = client.post("/console/login", data={"username": staff.username, "password": PASSWORD}, follow_redirects=False)
-    assert r.status_code == 303
-    return csrf(client.get(f"{BASE}/new").text)
+def console_login(client: TestClient, db: Session, merchant) -> str:  # type: ignore[no-untyped-def]
+    return staff_sign_in(client, db, merchant, f"{BASE}/new")
 
 
 FORM = {"name": "满100减20", "description": "", "kind": "threshold", "amount": "20", "threshold": "100", "percent": "",

@@ -15,17 +15,14 @@ from siyu.merchants.models import Merchant
 from siyu.promotions.models.ladders import LadderCampaign
 from siyu.promotions.service import ladders
 from tests.factories.customers import make_customer
-from tests.factories.merchants import PASSWORD, auth_headers, make_merchant, make_staff
+from tests.factories.merchants import auth_headers, make_merchant, make_staff
 from tests.factories.orders import make_sku, pay, place_order
 from tests.factories.promotions import make_ladder
-from tests.promotions.conftest import csrf
+from tests.promotions.conftest import staff_sign_in
 
 
 def test_console_builder_detail_and_settled_refunds(client: TestClient, db: Session, merchant: Merchant) -> None:
-    staff = make_staff(db, merchant=merchant)
-    assert client.post("/console/login", data={"username": staff.username, "password": PASSWORD},
-                       follow_redirects=False).status_code == 303
-    token = csrf(client.get("/console/promotions/ladders/new").text)
+    token = staff_sign_in(client, db, merchant, "/console/promotions/ladders/new")
     sku = make_sku(db, merchant=merchant, price_cents=5000, title="大米")
     start = clock.now().astimezone(clock.SHANGHAI)
     form = {"csrf_token": token, "title": "大米阶梯价", "sku_id": str(sku.id),

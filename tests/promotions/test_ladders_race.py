@@ -19,6 +19,7 @@ from tests.factories.customers import make_customer
 from tests.factories.merchants import make_merchant
 from tests.factories.orders import pay, place_order
 from tests.factories.promotions import make_ladder
+from tests.promotions.conftest import run_at_once
 
 BUYERS = 8
 
@@ -40,12 +41,7 @@ def _at_once(n: int, fn) -> None:  # type: ignore[no-untyped-def]
         except BaseException as exc:  # noqa: BLE001 — reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
+    run_at_once(run, [(i,) for i in range(n)])
     assert errors == []
 
 

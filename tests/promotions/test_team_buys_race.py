@@ -24,6 +24,7 @@ from tests.factories.customers import make_customer
 from tests.factories.merchants import make_merchant
 from tests.factories.orders import pay
 from tests.factories.promotions import make_team_buy, team_buy_order
+from tests.promotions.conftest import run_at_once
 
 FRIENDS = 6
 STOCK = 50
@@ -77,12 +78,7 @@ def _pay_all(race_db: Database, order_ids: list[int]) -> dict[int, str]:
             except Exception as exc:  # noqa: BLE001 — the assertion below names it
                 results[order_id] = repr(exc)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in order_ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
+    run_at_once(run, [(i,) for i in order_ids])
     return results
 
 

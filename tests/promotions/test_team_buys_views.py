@@ -16,17 +16,14 @@ from siyu.customers.signin import issue_customer_token
 from siyu.merchants.models import Merchant
 from siyu.promotions.models.team_buys import Team, TeamBuyCampaign, TeamMember
 from tests.factories.customers import make_customer
-from tests.factories.merchants import PASSWORD, make_merchant, make_staff
+from tests.factories.merchants import make_merchant
 from tests.factories.orders import make_sku, pay
 from tests.factories.promotions import make_team_buy, team_buy_order
-from tests.promotions.conftest import csrf
+from tests.promotions.conftest import staff_sign_in
 
 
-def console_login(client: TestClient, db: Session, merchant: Merchant) -> str:
-    staff = make_staff(db, merchant=merchant)
-    r = client.post("/console/login", data={"username": staff.username, "password": PASSWORD}, follow_redirects=False)
-    assert r.status_code == 303
-    return csrf(client.get("/console/promotions/team-buys/new").text)
+def console_login(client: TestClient, db: Session, merchant) -> str:  # type: ignore[no-untyped-def]
+    return staff_sign_in(client, db, merchant, "/console/promotions/team-buys/new")
 
 
 def test_console_builder_detail_and_actions(client: TestClient, db: Session, merchant: Merchant) -> None:

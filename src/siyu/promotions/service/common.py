@@ -15,9 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
-from siyu.core.auth import PERMISSIONS as _PERMISSIONS
-from siyu.core.auth import Principal, Role
-from siyu.core.errors import NotFound, PermissionDenied, field_error
+from siyu.core.auth import Principal
+from siyu.core.errors import AppError, NotFound, PermissionDenied, field_error
 
 MAX_ID = 2**53
 T = TypeVar("T")
@@ -30,15 +29,21 @@ def valid_id(value: Any) -> bool:
 
 
 def require_manager(actor: Principal) -> None:
-    """Promotions are managed by the brand (or with `promotions.manage` where the lead defines it)."""
+    """Coupon templates and campaigns are set up by staff holding `promotions.manage` (the brand), or by
+    the system; anyone else is refused."""
     if actor.kind == "system":
         return
     if actor.kind != "staff":
         raise PermissionDenied()
-    if "promotions.manage" in _PERMISSIONS:
-        actor.require("promotions.manage")
-    elif actor.role != Role.BRAND_ADMIN:
-        raise PermissionDenied()
+    actor.require("promotions.manage")
+
+
+def can_manage(actor: Principal) -> bool:
+    try:
+        require_manager(actor)
+    except AppError:
+        return False
+    return True
 
 
 def is_running(campaign: Any, scheduled: Enum, now: dt.datetime | None = None) -> bool:

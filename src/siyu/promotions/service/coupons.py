@@ -27,12 +27,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
-from siyu.core.auth import PERMISSIONS, Principal, Role
+from siyu.core.auth import Principal, Role
 from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from siyu.core.i18n import gettext as _
 from siyu.core.pagination import Page, paginate
 from siyu.customers import service as customers
 from siyu.promotions.models.coupons import Coupon, CouponClaimCount, CouponTemplate
+from siyu.promotions.service.common import require_manager
 from siyu.promotions.service.coupon_pricing import (  # noqa: F401 (re-exported: the pricing half of coupons)
     EXTRA_KEY,
     REASON_MESSAGES,
@@ -90,13 +91,6 @@ class CouponNotClaimable(Conflict):
 # ==================================================================== permissions and lookups
 
 
-def _require_manage(actor: Principal) -> None:
-    """Coupon campaigns are the brand's (the `promotions.manage` permission when defined)."""
-    if actor.kind == "system":
-        return
-    roles = PERMISSIONS.get("promotions.manage", frozenset({Role.BRAND_ADMIN}))
-    if not actor.is_staff or actor.role not in roles:
-        raise PermissionDenied()
 
 
 def _valid_id(value: Any) -> bool:
@@ -230,7 +224,7 @@ def clean_template(fields: dict[str, Any], *, current: CouponTemplate | None = N
 
 def create_template(session: Session, *, actor: Principal, publish: bool = False, **fields: Any) -> CouponTemplate:
     """A new template, a draft unless `publish` (then scheduled or active by its start)."""
-    _require_manage(actor)
+    require_manager(actor)
     clean = clean_template(fields)
     now = clock.now()
     template = CouponTemplate(merchant_id=actor.merchant_id, status=TemplateStatus.DRAFT.value, claimed=0,
@@ -245,7 +239,7 @@ def create_template(session: Session, *, actor: Principal, publish: bool = False
 def update_template(session: Session, *, actor: Principal, template_id: int, **fields: Any) -> CouponTemplate:
     """Change a template that has not ended. Once coupons are out, what they are worth stays (kind,
     amounts, validity): only the name, description, stock, limit, channels and dates may change."""
-    _require_manage(actor)
+    require_manager(actor)
     template = get_template(session, template_id, merchant_id=actor.merchant_id)
     if template.status == TemplateStatus.ENDED.value:
         raise Conflict("This coupon campaign has ended.", code="coupon_template_ended")
@@ -273,7 +267,7 @@ def _move(template: CouponTemplate, new: TemplateStatus) -> None:
 def _set_status(session: Session, actor: Principal, template_id: int, new: TemplateStatus | None) -> CouponTemplate:
     """Move the merchant's template to `new`, or (None) to active — scheduled while its start is ahead —
     refusing when its end has passed."""
-    _require_manage(actor)
+    require_manager(actor)
     template = get_template(session, template_id, merchant_id=actor.merchant_id, lock=True)
     if new is None:
         now = clock.now()
@@ -507,7 +501,7 @@ def available_count(session: Session, *, merchant_id: int, customer_id: int) -> 
 
 
 def void_coupon(session: Session, *, actor: Principal, coupon_id: int) -> Coupon:
-    _require_manage(actor)
+    require_manager(actor)
     coupon = get_coupon(session, coupon_id, merchant_id=actor.merchant_id)
     assert_coupon_transition(coupon.status, CouponStatus.VOID.value)
     coupon.status = CouponStatus.VOID.value

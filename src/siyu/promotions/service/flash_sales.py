@@ -35,11 +35,12 @@ from siyu.attribution.service import shares
 from siyu.catalog import service as catalog
 from siyu.core import clock
 from siyu.core.auth import Principal
-from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.i18n import gettext as _
 from siyu.core.pagination import Page, paginate
 from siyu.orders import pricing
 from siyu.promotions.models.flash_sales import FlashSale, FlashSaleBuyer, FlashSaleItem, FlashSaleOrder
+from siyu.promotions.service.common import require_manager
 from siyu.promotions.states.flash_sales import (
     FLASH_ORDER_MACHINE,
     FLASH_SALE_MACHINE,
@@ -171,12 +172,6 @@ gate = SoldOutGate()
 # ---------------------------------------------------------------- reading
 
 
-def require_manager(actor: Principal) -> None:
-    """Campaigns are the brand's: staff with `promotions.manage` (and the system) set them up."""
-    if actor.kind == "system":
-        return
-    if actor.kind != "staff" or not actor.can("promotions.manage"):
-        raise PermissionDenied()
 
 
 def get_flash_sale(session: Session, flash_sale_id: int, *, merchant_id: int, lock: bool = False) -> FlashSale:

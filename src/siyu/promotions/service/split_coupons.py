@@ -25,12 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
-from siyu.core.auth import Principal, Role
+from siyu.core.auth import Principal
 from siyu.core.errors import Conflict, NotFound, PermissionDenied, Unauthorized, ValidationFailed
 from siyu.core.i18n import gettext
 from siyu.core.money import split_largest_remainder
 from siyu.core.pagination import Page, paginate
 from siyu.promotions.models.split_coupons import SplitCampaign, SplitMember, SplitPool
+from siyu.promotions.service.common import require_manager
 from siyu.promotions.states.split_coupons import CAMPAIGN_MACHINE, POOL_MACHINE, CampaignStatus, PoolStatus
 
 MAX_ID = 2**53
@@ -41,11 +42,6 @@ RUNNING = (CampaignStatus.LIVE.value, CampaignStatus.SCHEDULED.value)
 # ---------------------------------------------------------------- shared helpers (payment offers, pop-ups too)
 
 
-def require_manager(actor: Principal) -> None:
-    """Campaigns are the brand's: brand admins (and the system) create and change them."""
-    if actor.kind == "system" or (actor.kind == "staff" and actor.role == Role.BRAND_ADMIN):
-        return
-    raise PermissionDenied()
 
 
 def require_staff(actor: Principal) -> None:

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 from siyu.attribution.service import shares
 from siyu.catalog import service as catalog
 from siyu.core import clock
-from siyu.core.auth import Principal, Role, system_principal
-from siyu.core.errors import AppError, Conflict, NotFound, PermissionDenied, field_error
+from siyu.core.auth import Principal, system_principal
+from siyu.core.errors import AppError, Conflict, NotFound, field_error
 from siyu.core.events import emit
 from siyu.core.i18n import gettext as _
 from siyu.core.pagination import Page, paginate
@@ -42,6 +42,7 @@ from siyu.orders import pricing
 from siyu.orders import service as orders
 from siyu.promotions.models.team_buys import Team, TeamBuyCampaign, TeamBuySku, TeamMember
 from siyu.promotions.schemas.team_buys import TeamBuyIn
+from siyu.promotions.service.common import require_manager
 from siyu.promotions.states.team_buys import (
     CAMPAIGN_MACHINE,
     LIVE_MEMBER,
@@ -117,18 +118,6 @@ class TeamLimitReached(Conflict):
 # ================================================================= campaigns
 
 
-def require_manager(actor: Principal) -> None:
-    """Campaigns are managed by the brand (or whoever holds `promotions.manage` once it exists)."""
-    if actor.kind == "system":
-        return
-    if actor.kind != "staff":
-        raise PermissionDenied()
-    try:
-        allowed = actor.can("promotions.manage")
-    except KeyError:
-        allowed = actor.role == Role.BRAND_ADMIN
-    if not allowed:
-        raise PermissionDenied()
 
 
 def _valid_id(value: Any) -> bool:

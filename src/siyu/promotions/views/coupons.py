@@ -28,6 +28,7 @@ from siyu.customers.deps import OptionalShopCustomer, ShopForm, ShopPageCustomer
 from siyu.merchants import service as merchants
 from siyu.merchants.deps import ConsoleForm, ConsoleStaff, ShopMerchant
 from siyu.promotions.service import coupons as service
+from siyu.promotions.service.common import can_manage, require_manager
 from siyu.promotions.states.coupons import COUPON_LABELS, TEMPLATE_LABELS
 
 router = APIRouter(include_in_schema=False)
@@ -185,16 +186,10 @@ def _console(request: Request, session: Any, principal: Principal, name: str, ct
              status: int = 200) -> Response:
     key = request.query_params.get("ok", "")
     base = {"active_menu": "promotions", "labels": LABELS, "flash": _(FLASH[key]) if key in FLASH else None,
-            "describe": service.describe, "can_manage": _can_manage(principal)}
+            "describe": service.describe, "can_manage": can_manage(principal)}
     return render(request, f"promotions/{name}", {**base, **ctx}, status_code=status)
 
 
-def _can_manage(principal: Principal) -> bool:
-    try:
-        service._require_manage(principal)
-    except AppError:
-        return False
-    return True
 
 
 @router.get(BASE)
@@ -217,12 +212,12 @@ def _form_page(request: Request, session: Any, principal: Principal, template: A
 
 @router.get(BASE + "/new")
 def console_new(request: Request, session: DbSession, principal: ConsoleStaff) -> Response:
-    service._require_manage(principal)
+    require_manager(principal)
     return _form_page(request, session, principal, None, _typed_of(None), {})
 
 
 def _save(request: Request, session: Any, principal: Principal, form: Any, template: Any | None) -> Response:
-    service._require_manage(principal)
+    require_manager(principal)
     typed: dict[str, Any] = {f: form_str(form, f, max_length=4000 if f.endswith("_ids") else 300)
                              for f in FORM_FIELDS}
     typed["channels"] = [str(c)[:20] for c in form.getlist("channels")][:10]
@@ -261,7 +256,7 @@ def console_detail(template_id: PathId, request: Request, session: DbSession, pr
 
 @router.get(BASE + "/{template_id}/edit")
 def console_edit(template_id: PathId, request: Request, session: DbSession, principal: ConsoleStaff) -> Response:
-    service._require_manage(principal)
+    require_manager(principal)
     template = service.get_template(session, template_id, merchant_id=principal.merchant_id)
     return _form_page(request, session, principal, template, _typed_of(template), {})
 
