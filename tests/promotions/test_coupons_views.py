@@ -156,3 +156,35 @@ def test_product_page_shows_coupons_that_apply(client: TestClient, db: Session) 
                          scope="products", scope_product_ids=[other.product_id])
     page = client.get(f"/shop/{merchant.slug}/p/{sku.product_id}").text
     assert 'data-testid="product-coupons"' in page and "立减 ¥5.00" in page and "¥7.00" not in page
+
+
+def test_marketing_overview_counts_running_campaigns_of_every_play(client: TestClient, db: Session) -> None:
+    from tests.factories.orders import make_sku
+    from tests.factories.promotions import (
+        make_bargain_campaign,
+        make_flash_sale,
+        make_ladder,
+        make_offer_rule,
+        make_popup_rule,
+        make_split_campaign,
+        make_team_buy,
+    )
+
+    # given one running campaign of each play, and a draft flash sale and a draft team buy
+    merchant = make_merchant(db)
+    sku = make_sku(db, merchant=merchant, price_cents=5000, stock=100)
+    make_flash_sale(db, merchant=merchant, items=[(sku, 3000, 10, None)])
+    make_flash_sale(db, merchant=merchant, items=[(sku, 3000, 10, None)], status="draft")
+    make_team_buy(db, merchant=merchant)
+    make_team_buy(db, merchant=merchant, status="draft")
+    make_bargain_campaign(db, merchant=merchant)
+    make_ladder(db, merchant=merchant)
+    make_split_campaign(db, merchant=merchant)
+    make_offer_rule(db, merchant=merchant)
+    make_popup_rule(db, merchant=merchant)
+    console_login(client, db, merchant)
+    # when the marketing overview opens
+    page = client.get("/console/promotions").text
+    # then each play counts its running campaigns only
+    for area in ("flash_sales", "team_buys", "bargains", "ladders", "split_coupons", "payment_offers", "popups"):
+        assert f'data-testid="running-{area}">1<' in page, area

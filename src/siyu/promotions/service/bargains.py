@@ -42,7 +42,7 @@ from siyu.customers import service as customers
 from siyu.orders import pricing
 from siyu.promotions.models.bargains import Bargain, BargainAssist, BargainCampaign, BargainRateHit
 from siyu.promotions.service import common
-from siyu.promotions.service.common import require_manager
+from siyu.promotions.service.common import count_running, require_manager
 from siyu.promotions.states.bargains import (
     BargainCampaignStatus,
     BargainStatus,
@@ -563,3 +563,8 @@ def _register_share_target() -> None:
 
 
 _register_share_target()
+
+
+def running_count(session: Session, *, merchant_id: int) -> int:
+    """Campaigns running now (the marketing overview's figure)."""
+    return count_running(session, BargainCampaign, merchant_id=merchant_id, statuses=(C.SCHEDULED.value,))

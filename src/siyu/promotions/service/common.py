@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
@@ -94,3 +94,13 @@ def move(campaign: Any, target: Enum, *, ended: Enum, assert_transition: Callabl
     if target == ended and campaign.ends_at > now:
         campaign.ends_at = now
     return now
+
+
+def count_running(session: Any, model: Any, *, merchant_id: int, statuses: tuple[str, ...] | list[str],
+                  now: dt.datetime | None = None) -> int:
+    """How many of the merchant's campaigns of `model` (with status, starts_at, ends_at) run now: one of
+    `statuses` and now inside the window (each area's `running_count`, the marketing overview's figure)."""
+    now = now or clock.now()
+    return int(session.scalar(select(func.count()).select_from(model).where(
+        model.merchant_id == merchant_id, model.status.in_(list(statuses)), model.starts_at <= now,
+        model.ends_at > now)) or 0)

@@ -40,7 +40,7 @@ from siyu.core.i18n import gettext as _
 from siyu.core.pagination import Page, paginate
 from siyu.orders import pricing
 from siyu.promotions.models.flash_sales import FlashSale, FlashSaleBuyer, FlashSaleItem, FlashSaleOrder
-from siyu.promotions.service.common import require_manager
+from siyu.promotions.service.common import count_running, require_manager
 from siyu.promotions.states.flash_sales import (
     FLASH_ORDER_MACHINE,
     FLASH_SALE_MACHINE,
@@ -758,3 +758,8 @@ def _describe(session: Session, merchant_id: int, flash_sale_id: int) -> shares.
 shares.register_target("flash_sale", lambda slug, i: f"/shop/{slug}/flash/{i}", describe=_describe)
 pricing.register_contributor(FlashSaleContributor())
 pricing.register_admission_check(admission_check)
+
+
+def running_count(session: Session, *, merchant_id: int) -> int:
+    """Campaigns running now (the marketing overview's figure)."""
+    return count_running(session, FlashSale, merchant_id=merchant_id, statuses=SELLING)

@@ -37,7 +37,7 @@ from siyu.orders import pricing
 from siyu.orders import service as orders
 from siyu.promotions.models.ladders import LadderCampaign, LadderEntry
 from siyu.promotions.service import common
-from siyu.promotions.service.common import require_manager
+from siyu.promotions.service.common import count_running, require_manager
 from siyu.promotions.states.ladders import (
     EntryStatus,
     LadderStatus,
@@ -480,3 +480,8 @@ def _register_share_target() -> None:
 
 
 _register_share_target()
+
+
+def running_count(session: Session, *, merchant_id: int) -> int:
+    """Campaigns running now (the marketing overview's figure)."""
+    return count_running(session, LadderCampaign, merchant_id=merchant_id, statuses=(L.SCHEDULED.value,))

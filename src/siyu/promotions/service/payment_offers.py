@@ -28,6 +28,7 @@ from siyu.customers import service as customers
 from siyu.membership.service import members as members_service
 from siyu.membership.service import tiers as tiers_service
 from siyu.promotions.models.payment_offers import PaymentOfferRule, PaymentOfferShow
+from siyu.promotions.service.common import count_running
 from siyu.promotions.service.split_coupons import (
     RUNNING,
     check_template,
@@ -351,3 +352,8 @@ def move_customer(session: Session, *, merchant_id: int, source_id: int, target_
     session.execute(update(PaymentOfferShow).where(PaymentOfferShow.merchant_id == merchant_id,
                                                    PaymentOfferShow.customer_id == source_id)
                     .values(customer_id=target_id).execution_options(synchronize_session=False))
+
+
+def running_count(session: Session, *, merchant_id: int) -> int:
+    """Campaigns running now (the marketing overview's figure)."""
+    return count_running(session, PaymentOfferRule, merchant_id=merchant_id, statuses=RUNNING)

@@ -29,6 +29,7 @@ from siyu.core.errors import Conflict, NotFound
 from siyu.core.pagination import Page, paginate
 from siyu.customers import service as customers
 from siyu.promotions.models.popups import PopupEvent, PopupRule
+from siyu.promotions.service.common import count_running
 from siyu.promotions.service.payment_offers import _tier_id, safe_link
 from siyu.promotions.service.split_coupons import (
     RUNNING,
@@ -392,3 +393,8 @@ def move_customer(session: Session, *, merchant_id: int, source_id: int, target_
                                              PopupEvent.customer_id == source_id)
                     .values(customer_id=target_id).execution_options(synchronize_session=False))
 
+
+
+def running_count(session: Session, *, merchant_id: int) -> int:
+    """Campaigns running now (the marketing overview's figure)."""
+    return count_running(session, PopupRule, merchant_id=merchant_id, statuses=RUNNING)

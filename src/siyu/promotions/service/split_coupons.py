@@ -31,7 +31,7 @@ from siyu.core.i18n import gettext
 from siyu.core.money import split_largest_remainder
 from siyu.core.pagination import Page, paginate
 from siyu.promotions.models.split_coupons import SplitCampaign, SplitMember, SplitPool
-from siyu.promotions.service.common import require_manager
+from siyu.promotions.service.common import count_running, require_manager
 from siyu.promotions.states.split_coupons import CAMPAIGN_MACHINE, POOL_MACHINE, CampaignStatus, PoolStatus
 
 MAX_ID = 2**53
@@ -446,3 +446,8 @@ def move_customer(session: Session, *, merchant_id: int, source_id: int, target_
                                               SplitMember.customer_id == source_id,
                                               SplitMember.pool_id.not_in(target_pools))
                     .values(customer_id=target_id).execution_options(synchronize_session=False))
+
+
+def running_count(session: Session, *, merchant_id: int) -> int:
+    """Campaigns running now (the marketing overview's figure)."""
+    return count_running(session, SplitCampaign, merchant_id=merchant_id, statuses=RUNNING)

@@ -42,7 +42,7 @@ from siyu.orders import pricing
 from siyu.orders import service as orders
 from siyu.promotions.models.team_buys import Team, TeamBuyCampaign, TeamBuySku, TeamMember
 from siyu.promotions.schemas.team_buys import TeamBuyIn
-from siyu.promotions.service.common import require_manager
+from siyu.promotions.service.common import count_running, require_manager
 from siyu.promotions.states.team_buys import (
     CAMPAIGN_MACHINE,
     LIVE_MEMBER,
@@ -759,3 +759,8 @@ def _describe_campaign(session: Session, merchant_id: int, campaign_id: int) -> 
 shares.register_target("team", lambda slug, team_id: f"/shop/{slug}/team/{team_id}", describe=_describe_team)
 shares.register_target("team_buy", lambda slug, campaign_id: f"/shop/{slug}/team-buy/{campaign_id}",
                        describe=_describe_campaign)
+
+
+def running_count(session: Session, *, merchant_id: int) -> int:
+    """Campaigns running now (the marketing overview's figure)."""
+    return count_running(session, TeamBuyCampaign, merchant_id=merchant_id, statuses=(C.SCHEDULED.value, C.ACTIVE.value))
