@@ -84,3 +84,33 @@ def test_payments_at_once_count_exactly_and_settlement_twice_at_once_refunds_onc
         assert [session.get(Order, oid).refunded_cents for oid in order_ids] == [3000] * BUYERS
         assert session.scalar(select(func.count()).select_from(RefundRequest)) == BUYERS
         assert session.scalar(select(func.sum(LadderEntry.refund_cents))) == 3000 * BUYERS
+
+
+def test_one_customers_simultaneous_orders_keep_the_per_customer_limit(race_db: Database) -> None:
+    from tests.factories.customers import make_customer as _make_customer
+
+    # given a ladder allowing 2 units per customer, and one customer
+    with use_database(race_db), race_db.scope() as session:
+        merchant = make_merchant(session)
+        campaign = make_ladder(session, merchant=merchant, per_customer_limit=2)
+        customer = _make_customer(session, merchant=merchant)
+        ids = {"campaign": campaign.id, "sku": campaign.sku_id, "customer": customer.id}
+    outcomes: list[str] = []
+
+    # when the customer places four orders of one unit at once
+    def buy(_i: int) -> None:
+        with use_database(race_db):
+            try:
+                with race_db.scope() as session:
+                    place_order(session, customer=session.get(type(customer), ids["customer"]),
+                                items=[(ids["sku"], 1)], promotion={"kind": "ladder", "campaign_id": ids["campaign"]})
+                outcomes.append("ok")
+            except Exception as exc:  # noqa: BLE001 — the assertion below names it
+                outcomes.append(getattr(exc, "code", repr(exc)))
+
+    _at_once(4, buy)
+    # then two went through and two were refused; the entries hold exactly the limit
+    assert sorted(outcomes) == ["ladder_limit_exceeded", "ladder_limit_exceeded", "ok", "ok"]
+    with race_db.scope() as session:
+        assert session.scalar(select(func.sum(LadderEntry.quantity))) == 2
+        assert session.scalar(select(func.count()).select_from(Order)) == 2

@@ -164,3 +164,33 @@ def test_expiry_twice_at_once_refunds_once(race_db: Database) -> None:
         refunds = list(session.scalars(select(PaymentRefund)))
         assert len(refunds) == 4
         assert len({r.payment_id for r in refunds}) == 4
+
+
+def test_one_customers_simultaneous_orders_keep_the_per_customer_limit(race_db: Database) -> None:
+    # given a campaign allowing one team per customer, and one customer
+    with use_database(race_db), race_db.scope() as session:
+        merchant = make_merchant(session)
+        campaign = make_team_buy(session, merchant=merchant, per_customer_limit=1, stock=STOCK)
+        customer = make_customer(session, merchant=merchant)
+        ids = {"campaign": campaign.id, "customer": customer.id, "merchant": merchant.id}
+    results: list[str] = []
+    started = threading.Barrier(4)
+
+    # when the customer opens four new teams at once
+    def run() -> None:
+        with use_database(race_db):
+            started.wait()
+            try:
+                with race_db.scope() as session:
+                    team_buy_order(session, customer=session.get(type(customer), ids["customer"]),
+                                   campaign=service.get_campaign(session, ids["campaign"], merchant_id=ids["merchant"]))
+                results.append("ok")
+            except Exception as exc:  # noqa: BLE001 — the assertion below names it
+                results.append(getattr(exc, "code", None) if hasattr(exc, "status_code") else repr(exc)[:300])
+
+    run_at_once(run, [()] * 4)
+    # then exactly one order holds a place; the others were refused by the limit and left nothing
+    assert sorted(results) == ["ok", "team_limit_reached", "team_limit_reached", "team_limit_reached"]
+    with race_db.scope() as session:
+        assert session.scalar(select(func.count()).select_from(TeamMember)) == 1
+        assert session.scalar(select(func.count()).select_from(Order)) == 1

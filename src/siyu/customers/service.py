@@ -86,6 +86,16 @@ def get_customer(session: Session, customer_id: int, *, actor: Principal, lock: 
     return get_scoped(session, Customer, customer_id, actor, lock=lock)
 
 
+def lock_for_order(session: Session, *, merchant_id: int, customer_id: int) -> None:
+    """Serialise this customer's concurrent order transactions from here on (a per-customer limit counted
+    after it holds). FOR NO KEY UPDATE: the orders being written already hold a key-share lock on the
+    customer's row (their foreign key), which FOR UPDATE would conflict with and deadlock on; SQLite
+    serialises writers anyway."""
+    if _valid_id(customer_id):
+        session.execute(select(Customer.id).where(Customer.id == customer_id, Customer.merchant_id == merchant_id)
+                        .with_for_update(key_share=True))
+
+
 def assignment_of(session: Session, *, merchant_id: int, customer_id: int) -> tuple[int | None, int | None]:
     """The customer's (owner_id, store_id), in one column query (no ORM object): what an order
     records about who serves the customer. NotFound outside the merchant."""

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from siyu.core import clock
 from siyu.core.auth import Principal
 from siyu.core.errors import AppError, NotFound, PermissionDenied, field_error
+from siyu.customers import service as customers
 
 MAX_ID = 2**53
 T = TypeVar("T")
@@ -104,3 +105,10 @@ def count_running(session: Any, model: Any, *, merchant_id: int, statuses: tuple
     return int(session.scalar(select(func.count()).select_from(model).where(
         model.merchant_id == merchant_id, model.status.in_(list(statuses)), model.starts_at <= now,
         model.ends_at > now)) or 0)
+
+
+def lock_customer(session: Session, *, merchant_id: int, customer_id: int) -> None:
+    """Take the customer's row lock for the rest of the order's transaction, so one customer's orders for a
+    campaign are placed one after the other and a per-customer limit counted after this holds under
+    concurrency (PostgreSQL; SQLite already serialises writers). Call it in a contributor's `commit`."""
+    customers.lock_for_order(session, merchant_id=merchant_id, customer_id=customer_id)

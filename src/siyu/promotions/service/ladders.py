@@ -37,7 +37,7 @@ from siyu.orders import pricing
 from siyu.orders import service as orders
 from siyu.promotions.models.ladders import LadderCampaign, LadderEntry
 from siyu.promotions.service import common
-from siyu.promotions.service.common import count_running, require_manager
+from siyu.promotions.service.common import count_running, lock_customer, require_manager
 from siyu.promotions.states.ladders import (
     EntryStatus,
     LadderStatus,
@@ -451,6 +451,7 @@ class LadderContributor:
             raise Conflict("This ladder campaign is not running.", code="campaign_not_running")
         assert ctx.customer_id is not None
         if found["limit"] is not None:
+            lock_customer(session, merchant_id=ctx.merchant_id, customer_id=ctx.customer_id)
             already = units_of_customer(session, campaign_id=found["campaign_id"], customer_id=ctx.customer_id)
             if already + found["quantity"] > found["limit"]:
                 raise Conflict("At most {limit} per customer in this campaign.", code="ladder_limit_exceeded",

@@ -42,7 +42,7 @@ from siyu.orders import pricing
 from siyu.orders import service as orders
 from siyu.promotions.models.team_buys import Team, TeamBuyCampaign, TeamBuySku, TeamMember
 from siyu.promotions.schemas.team_buys import TeamBuyIn
-from siyu.promotions.service.common import count_running, require_manager
+from siyu.promotions.service.common import count_running, lock_customer, require_manager
 from siyu.promotions.states.team_buys import (
     CAMPAIGN_MACHINE,
     LIVE_MEMBER,
@@ -472,6 +472,8 @@ class TeamBuyContributor:
             _check_joinable(session, team, ctx.customer_id, now)
         campaign = session.get(TeamBuyCampaign, found["campaign_id"])
         assert campaign is not None
+        if campaign.per_customer_limit is not None:
+            lock_customer(session, merchant_id=ctx.merchant_id, customer_id=ctx.customer_id)
         _check_limit(session, campaign, ctx.customer_id)
         member = TeamMember(merchant_id=ctx.merchant_id, campaign_id=found["campaign_id"], team_id=team_id,
                             customer_id=ctx.customer_id, order_id=order_id, order_no=order_no,
