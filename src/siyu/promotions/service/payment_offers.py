@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from siyu.core import clock
 from siyu.core.auth import Principal, system_principal
 from siyu.core.errors import Conflict, NotFound
-from siyu.core.pagination import Page, paginate
 from siyu.customers import service as customers
 from siyu.membership.service import members as members_service
 from siyu.membership.service import tiers as tiers_service
@@ -31,13 +30,11 @@ from siyu.promotions.models.payment_offers import PaymentOfferRule, PaymentOffer
 from siyu.promotions.service.common import count_running
 from siyu.promotions.service.split_coupons import (
     RUNNING,
+    RuleBook,
     check_template,
     fields_error,
     issue,
-    move,
     require_customer,
-    require_manager,
-    require_staff,
     running,
     valid_id,
 )
@@ -125,48 +122,12 @@ def _apply(row: PaymentOfferRule, data: OfferRuleIn) -> None:
     row.link_url = data.link_url if data.offer_kind == "link" else ""
 
 
-def create_rule(session: Session, *, actor: Principal, data: OfferRuleIn) -> PaymentOfferRule:
-    require_manager(actor)
-    _validate(session, actor.merchant_id, data)
-    row = PaymentOfferRule(merchant_id=actor.merchant_id, status=CampaignStatus.DRAFT.value, name="", offer_kind="",
-                           starts_at=data.starts_at, ends_at=data.ends_at)
-    _apply(row, data)
-    session.add(row)
-    session.flush()
-    return row
-
-
-def update_rule(session: Session, rule_id: int, *, actor: Principal, data: OfferRuleIn) -> PaymentOfferRule:
-    require_manager(actor)
-    row = get_rule(session, rule_id, merchant_id=actor.merchant_id)
-    if row.status == CampaignStatus.ENDED.value:
-        raise Conflict("This campaign has ended.", code="campaign_over")
-    _validate(session, actor.merchant_id, data)
-    _apply(row, data)
-    session.flush()
-    return row
-
-
-def change_status(session: Session, rule_id: int, *, actor: Principal, action: str) -> PaymentOfferRule:
-    require_manager(actor)
-    row = get_rule(session, rule_id, merchant_id=actor.merchant_id)
-    move(row, action)
-    session.flush()
-    return row
-
-
-def get_rule(session: Session, rule_id: int, *, merchant_id: int) -> PaymentOfferRule:
-    row = session.get(PaymentOfferRule, rule_id) if valid_id(rule_id) else None
-    if row is None or row.merchant_id != merchant_id:
-        raise NotFound()
-    return row
-
-
-def list_rules(session: Session, *, actor: Principal, cursor: str | None = None,
-               limit: int | None = None) -> Page[PaymentOfferRule]:
-    require_staff(actor)
-    stmt = select(PaymentOfferRule).where(PaymentOfferRule.merchant_id == actor.merchant_id)
-    return paginate(session, stmt, PaymentOfferRule.id, cursor=cursor, limit=limit)
+RULES = RuleBook(PaymentOfferRule, validate=_validate, apply=_apply)
+create_rule = RULES.create
+update_rule = RULES.update
+change_status = RULES.change_status
+get_rule = RULES.get
+list_rules = RULES.list
 
 
 def figures(session: Session, *, merchant_id: int, rule_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -26,20 +26,17 @@ from sqlalchemy.orm import Session
 from siyu.core import clock
 from siyu.core.auth import Principal, system_principal
 from siyu.core.errors import Conflict, NotFound
-from siyu.core.pagination import Page, paginate
 from siyu.customers import service as customers
 from siyu.promotions.models.popups import PopupEvent, PopupRule
 from siyu.promotions.service.common import count_running
 from siyu.promotions.service.payment_offers import _tier_id, safe_link
 from siyu.promotions.service.split_coupons import (
     RUNNING,
+    RuleBook,
     check_template,
     fields_error,
     issue,
-    move,
     require_customer,
-    require_manager,
-    require_staff,
     running,
     valid_id,
 )
@@ -138,47 +135,12 @@ def _apply(row: PopupRule, data: PopupRuleIn) -> None:
         row.tag_id = None
 
 
-def create_rule(session: Session, *, actor: Principal, data: PopupRuleIn) -> PopupRule:
-    require_manager(actor)
-    _validate(session, actor.merchant_id, data)
-    row = PopupRule(merchant_id=actor.merchant_id, status=CampaignStatus.DRAFT.value)
-    _apply(row, data)
-    session.add(row)
-    session.flush()
-    return row
-
-
-def update_rule(session: Session, rule_id: int, *, actor: Principal, data: PopupRuleIn) -> PopupRule:
-    require_manager(actor)
-    row = get_rule(session, rule_id, merchant_id=actor.merchant_id)
-    if row.status == CampaignStatus.ENDED.value:
-        raise Conflict("This campaign has ended.", code="campaign_over")
-    _validate(session, actor.merchant_id, data)
-    _apply(row, data)
-    session.flush()
-    return row
-
-
-def change_status(session: Session, rule_id: int, *, actor: Principal, action: str) -> PopupRule:
-    require_manager(actor)
-    row = get_rule(session, rule_id, merchant_id=actor.merchant_id)
-    move(row, action)
-    session.flush()
-    return row
-
-
-def get_rule(session: Session, rule_id: int, *, merchant_id: int) -> PopupRule:
-    row = session.get(PopupRule, rule_id) if valid_id(rule_id) else None
-    if row is None or row.merchant_id != merchant_id:
-        raise NotFound()
-    return row
-
-
-def list_rules(session: Session, *, actor: Principal, cursor: str | None = None,
-               limit: int | None = None) -> Page[PopupRule]:
-    require_staff(actor)
-    stmt = select(PopupRule).where(PopupRule.merchant_id == actor.merchant_id)
-    return paginate(session, stmt, PopupRule.id, cursor=cursor, limit=limit)
+RULES = RuleBook(PopupRule, validate=_validate, apply=_apply)
+create_rule = RULES.create
+update_rule = RULES.update
+change_status = RULES.change_status
+get_rule = RULES.get
+list_rules = RULES.list
 
 
 def figures(session: Session, *, merchant_id: int, rule_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -18,7 +18,8 @@ import dataclasses
 import datetime as dt
 import random
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +38,7 @@ from siyu.promotions.states.split_coupons import CAMPAIGN_MACHINE, POOL_MACHINE,
 MAX_ID = 2**53
 SPLIT_MODES = ("equal", "random")
 RUNNING = (CampaignStatus.LIVE.value, CampaignStatus.SCHEDULED.value)
+R = TypeVar("R")
 
 
 # ---------------------------------------------------------------- shared helpers (payment offers, pop-ups too)
@@ -102,6 +104,54 @@ def move(row: Any, action: str, *, now: dt.datetime | None = None) -> None:
         raise NotFound()
     CAMPAIGN_MACHINE.check(current, target)
     row.status = target
+
+
+class RuleBook(Generic[R]):
+    """Create, edit, publish / pause / resume / end, read and list one area's rules (payment offers,
+    pop-ups): `validate(session, merchant_id, data)` refuses bad input, `apply(row, data)` writes every
+    field of the rule from `data`."""
+
+    def __init__(self, model: type[R], *, validate: Callable[[Session, int, Any], None],
+                 apply: Callable[[R, Any], None]) -> None:
+        self.model, self.validate, self.apply = model, validate, apply
+
+    def create(self, session: Session, *, actor: Principal, data: Any) -> R:
+        require_manager(actor)
+        self.validate(session, actor.merchant_id, data)
+        row = self.model(merchant_id=actor.merchant_id, status=CampaignStatus.DRAFT.value)
+        self.apply(row, data)
+        session.add(row)
+        session.flush()
+        return row
+
+    def update(self, session: Session, rule_id: int, *, actor: Principal, data: Any) -> R:
+        require_manager(actor)
+        row = self.get(session, rule_id, merchant_id=actor.merchant_id)
+        if row.status == CampaignStatus.ENDED.value:
+            raise Conflict("This campaign has ended.", code="campaign_over")
+        self.validate(session, actor.merchant_id, data)
+        self.apply(row, data)
+        session.flush()
+        return row
+
+    def change_status(self, session: Session, rule_id: int, *, actor: Principal, action: str) -> R:
+        require_manager(actor)
+        row = self.get(session, rule_id, merchant_id=actor.merchant_id)
+        move(row, action)
+        session.flush()
+        return row
+
+    def get(self, session: Session, rule_id: int, *, merchant_id: int) -> R:
+        row = session.get(self.model, rule_id) if valid_id(rule_id) else None
+        if row is None or row.merchant_id != merchant_id:
+            raise NotFound()
+        return row
+
+    def list(self, session: Session, *, actor: Principal, cursor: str | None = None,
+             limit: int | None = None) -> Page[R]:
+        require_staff(actor)
+        stmt = select(self.model).where(self.model.merchant_id == actor.merchant_id)
+        return paginate(session, stmt, self.model.id, cursor=cursor, limit=limit)
 
 
 def issue(session: Session, *, merchant_id: int, template_id: int, customer_id: int, channel: str, source_ref: str,
