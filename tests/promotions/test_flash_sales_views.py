@@ -131,3 +131,21 @@ def test_shop_pages_count_down_and_show_sold_out(client: TestClient, db: Session
 
     draft = make_flash_sale(db, merchant=merchant, items=[(sku, 5900, 2, None)], status="draft")
     assert client.get(f"/shop/{merchant.slug}/flash/{draft.id}").status_code == 404
+
+
+def test_checkout_shows_the_flash_price_before_an_address_is_known(client: TestClient, db: Session, merchant) -> None:
+    from tests.factories.merchants import make_store
+    from tests.orders.test_views import shop_login
+
+    # given a running flash sale at ¥59.90 instead of ¥99.00, a store, and a customer without addresses
+    make_store(db, merchant=merchant)
+    sku = make_sku(db, merchant=merchant, price_cents=9900, stock=100, title="保温杯")
+    sale = make_flash_sale(db, merchant=merchant, items=[(sku, 5990, 10, 2)])
+    shop_login(db, client, merchant, make_customer(db, merchant=merchant))
+    # when they open the checkout from the flash-sale page
+    page = client.get(f"/shop/{merchant.slug}/checkout?sku_id={sku.id}&quantity=1&promo_kind=flash_sale"
+                      f"&promo_campaign_id={sale.id}").text
+    # then the flash discount and the goods total show at once (shipping waits for the address)
+    assert 'data-testid="adjustment-flash_sale">-¥39.10<' in page
+    assert 'data-testid="goods-total">¥59.90<' in page
+    assert f'name="promo_campaign_id" value="{sale.id}"' in page

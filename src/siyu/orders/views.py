@@ -388,11 +388,22 @@ def _checkout_page(request: Request, session: Any, merchant: Merchant, customer:
                     errors[key.rsplit(".", 1)[-1]] = message
             else:
                 error = _stock_message(exc, titles)
+    goods_preview = None
+    if preview is None and typed.get("promo_kind") and items and not error and stores:
+        # A campaign's price before the address is known: the goods priced as a store pickup would be
+        # (no shipping), shown as the goods' total, so the customer sees the campaign price at once.
+        try:
+            goods_preview = service.preview(session, actor=customer, request=CheckoutRequest(
+                items=items, fulfilment=PickupFulfilment(type="pickup", store_id=stores[0][0].id),
+                **_request_extras(typed)))
+        except (ValidationError, AppError):
+            goods_preview = None
     buy_now_query = urlencode({"sku_id": typed["sku_id"], "quantity": typed["quantity"] or "1",
                                **promo_query(typed)}) if not from_cart else ""
     return render(request, "orders/shop_checkout.html", {
         "tab": "me", "typed": typed, "errors": errors, "flash": error, "flash_kind": "error",
         "lines": lines, "subtotal_cents": sum(line["subtotal_cents"] for line in lines), "preview": preview,
+        "goods_preview": goods_preview,
         "addresses": addresses, "stores": stores, "from_cart": from_cart, "buy_now_query": buy_now_query,
         "labels": LABELS, "located": lat is not None and lng is not None,
     }, status_code=status)
