@@ -9,6 +9,7 @@ from siyu.core.money import (
     cents_to_yuan_str,
     div_half_up,
     format_cents,
+    percent_to_bps,
     split_largest_remainder,
     yuan_to_cents,
 )
@@ -66,7 +67,18 @@ def test_yuan_to_cents(text, expected):
     assert yuan_to_cents(text) == expected
 
 
-@pytest.mark.parametrize("text", ["1.001", "0.005", "abc", "", "NaN", "Infinity", "-inf", "12..5", "¥", "1,2.3.4"])
+@pytest.mark.parametrize(("text", "expected"), [("15", 1500), ("12.5", 1250), ("8.25%", 825), (" 0.01 ", 1)])
+def test_percent_to_bps(text, expected):
+    assert percent_to_bps(text) == expected
+
+
+@pytest.mark.parametrize("text", ["12.345", "abc", "", "NaN", "1e400", "%"])
+def test_percent_to_bps_refuses_what_is_not_a_percentage(text):
+    with pytest.raises(ValueError):
+        percent_to_bps(text)
+
+
+@pytest.mark.parametrize("text", ["1.001", "0.005", "abc", "", "NaN", "Infinity", "-inf", "1e400", "12..5", "¥", "1,2.3.4"])
 def test_yuan_to_cents_refuses_what_is_not_an_amount(text):
     with pytest.raises(ValueError):
         yuan_to_cents(text)

@@ -59,6 +59,14 @@ def split_largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     return [sign * p for p in parts]
 
 
+def _two_decimals(value: Decimal) -> bool:
+    """A finite number with at most two decimals (a huge exponent is not one: quantize cannot hold it)."""
+    try:
+        return value.is_finite() and value == value.quantize(Decimal("0.01"))
+    except InvalidOperation:
+        return False
+
+
 def yuan_to_cents(text: str | int) -> int:
     """Parse what a person typed ("12", "12.5", "1,234.50", "¥8") into cents; exact, no floats."""
     if isinstance(text, int):
@@ -68,11 +76,21 @@ def yuan_to_cents(text: str | int) -> int:
         value = Decimal(cleaned)
     except InvalidOperation as exc:
         raise ValueError(f"not an amount: {text!r}") from exc
-    if not value.is_finite():
-        raise ValueError(f"not an amount: {text!r}")
-    if value != value.quantize(Decimal("0.01")):
-        raise ValueError(f"more than two decimals: {text!r}")
+    if not _two_decimals(value):
+        raise ValueError(f"not an amount with at most two decimals: {text!r}")
     return int((value * 100).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def percent_to_bps(text: str) -> int:
+    """Parse a percentage a person typed ("15", "12.5", "8.25%") into basis points; exact, no floats."""
+    cleaned = str(text).strip().rstrip("%").strip()
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation as exc:
+        raise ValueError(f"not a percentage: {text!r}") from exc
+    if not _two_decimals(value):
+        raise ValueError(f"not a percentage with at most two decimals: {text!r}")
+    return int(value * 100)
 
 
 def cents_to_yuan_str(cents: int) -> str:

@@ -21,7 +21,7 @@ from siyu.core import clock
 from siyu.core.auth import Principal
 from siyu.core.errors import AppError, NotFound, ValidationFailed
 from siyu.core.i18n import gettext as _
-from siyu.core.money import cents_to_yuan_str, yuan_to_cents
+from siyu.core.money import cents_to_yuan_str, percent_to_bps, yuan_to_cents
 from siyu.core.templating import register_slot, render
 from siyu.core.web import DbSession, form_str
 from siyu.customers.deps import OptionalShopCustomer, ShopForm, ShopPageCustomer, optional_shop_customer
@@ -146,7 +146,7 @@ def _parse(typed: dict[str, Any]) -> dict[str, Any]:
     percent_bps = None
     if percent_raw:
         try:
-            percent_bps = int(round(float(percent_raw[:8]) * 100))
+            percent_bps = percent_to_bps(percent_raw[:8])
         except ValueError:
             errors["percent"] = _("Enter the percentage off, like 15.")
     sku = _int(typed, errors, "exchange_sku_id", high=2**53)
