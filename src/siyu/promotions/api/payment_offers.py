@@ -9,12 +9,12 @@ from fastapi import APIRouter, Path, Query
 
 from siyu.core.web import DbSession
 from siyu.customers.deps import ShopCustomer
-from siyu.merchants.deps import ShopMerchant, Staff
+from siyu.merchants.deps import ShopMerchant
+from siyu.promotions.api.rules import add_rule_routes
 from siyu.promotions.models.payment_offers import PaymentOfferRule, PaymentOfferShow
 from siyu.promotions.schemas.payment_offers import OfferRuleBody
-from siyu.promotions.schemas.split_coupons import StatusBody
 from siyu.promotions.service import payment_offers as service
-from siyu.promotions.service.split_coupons import display_status, require_staff
+from siyu.promotions.service.split_coupons import display_status
 
 router = APIRouter(tags=["promotions"])
 ADMIN = "/api/v1/admin/payment-offer-rules"
@@ -52,33 +52,7 @@ def _data(body: OfferRuleBody) -> service.OfferRuleIn:
     return service.OfferRuleIn(**body.model_dump())
 
 
-@router.get(ADMIN)
-def list_rules(session: DbSession, principal: Staff, cursor: Cursor = None, limit: Limit = None) -> dict[str, Any]:
-    page = service.list_rules(session, actor=principal, cursor=cursor, limit=limit)
-    figs = service.figures(session, merchant_id=principal.merchant_id, rule_ids=[r.id for r in page.items])
-    return {"items": [rule_read(r, figs[r.id]) for r in page.items], "next_cursor": page.next_cursor}
-
-
-@router.post(ADMIN, status_code=201)
-def create_rule(body: OfferRuleBody, session: DbSession, principal: Staff) -> dict[str, Any]:
-    return rule_read(service.create_rule(session, actor=principal, data=_data(body)))
-
-
-@router.get(ADMIN + "/{rule_id}")
-def get_rule(rule_id: PathId, session: DbSession, principal: Staff) -> dict[str, Any]:
-    require_staff(principal)
-    row = service.get_rule(session, rule_id, merchant_id=principal.merchant_id)
-    return rule_read(row, service.figures(session, merchant_id=principal.merchant_id, rule_ids=[row.id])[row.id])
-
-
-@router.put(ADMIN + "/{rule_id}")
-def update_rule(rule_id: PathId, body: OfferRuleBody, session: DbSession, principal: Staff) -> dict[str, Any]:
-    return rule_read(service.update_rule(session, rule_id, actor=principal, data=_data(body)))
-
-
-@router.post(ADMIN + "/{rule_id}/status")
-def change_status(rule_id: PathId, body: StatusBody, session: DbSession, principal: Staff) -> dict[str, Any]:
-    return rule_read(service.change_status(session, rule_id, actor=principal, action=body.action))
+add_rule_routes(router, ADMIN, body=OfferRuleBody, to_data=_data, read=rule_read, service=service)
 
 
 @router.get(SHOP + "/orders/{order_id}/offers")
