@@ -91,3 +91,55 @@ def test_check_counts_an_order_the_database_does_not_have_as_lost(mode: str, tmp
 
     assert result["lost_orders"] == 2  # missing, and "paid" but not paid
     assert result["oversold_units"] == 0 and result["double_paid_orders"] == 0
+
+
+CAMPAIGN_AREAS = ("flash_sales", "team_buys", "bargains", "ladders")
+
+
+def _in_process(*args: str) -> dict:
+    result = CliRunner().invoke(cli.app, ["bench", "checkout", "--in-process", "3", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_in_process_mode_reports_cpu_and_statements_per_step_and_per_handler() -> None:
+    # when 3 checkouts run in-process, twice, on a temporary SQLite database
+    report = _in_process("--runs", "2")
+
+    # then every checkout was paid and each figure is there, per run and as medians
+    assert (report["bench"], report["database"], report["checkouts"], report["runs"]) == (
+        "checkout-in-process", "sqlite", 3, 2)
+    assert report["errors"] == {} and len(report["cpu_ms_per_checkout_by_run"]) == 2
+    median = report["median"]
+    assert median["cpu_ms_per_checkout"] > 0
+    assert set(median["steps"]) == {"create", "pay", "confirm"}
+    for step in median["steps"].values():
+        assert step["cpu_ms"] > 0 and step["statements"] > 0 and step["commits"] >= 1
+    # each paid order's event ran once; its handlers are timed one by one
+    paid = median["events"]["order.paid"]
+    assert paid["runs_per_checkout"] == 1 and paid["statements"] > 0
+    assert paid["outside_handlers_cpu_ms"] == pytest.approx(
+        paid["cpu_ms"] - sum(h["cpu_ms"] for h in paid["handlers"].values()), abs=0.01)
+    # an order of no campaign: the campaign areas' reactions (and membership's) send nothing
+    for area in CAMPAIGN_AREAS:
+        assert paid["handlers"][f"siyu.promotions.handlers.{area}.on_order_paid"]["statements"] == 0
+    assert paid["handlers"]["siyu.membership.handlers.members.on_order_paid"]["statements"] == 0
+    # and the two conversion reactions share one read (the buyer met no payment offer and no pop-up)
+    assert sum(paid["handlers"][f"siyu.promotions.handlers.{area}.on_order_paid"]["statements"]
+               for area in ("payment_offers", "popups")) == 1
+
+
+def test_in_process_flash_sale_mode_only_the_flash_sale_reacts() -> None:
+    report = _in_process("--runs", "1", "--mode", "flash_sale")
+
+    assert report["mode"] == "flash_sale" and report["errors"] == {}
+    handlers = report["median"]["events"]["order.paid"]["handlers"]
+    assert handlers["siyu.promotions.handlers.flash_sales.on_order_paid"]["statements"] >= 1
+    for area in ("team_buys", "bargains", "ladders"):
+        assert handlers[f"siyu.promotions.handlers.{area}.on_order_paid"]["statements"] == 0
+
+
+def test_in_process_mode_refuses_spread() -> None:
+    result = CliRunner().invoke(cli.app, ["bench", "checkout", "--in-process", "3", "--mode", "spread"])
+    assert result.exit_code == 1
+    assert "--in-process runs --mode flash or flash_sale" in result.output

@@ -167,3 +167,52 @@ def test_payloads_are_stored_as_json(db):
         event_id = row.id
     stored = db.get(OutboxEvent, event_id)
     assert stored.payload == {"order_id": 9, "at": "2026-05-01T02:00:00+00:00", "lines": [1, 2]}
+
+
+STAMPED = "test.core.stamped"
+stamps: list[dt.datetime | None] = []
+
+
+@events.handles(STAMPED)
+def stamp_handler(session, event):
+    stamps.append(event.created_at)
+
+
+def test_handlers_get_the_time_the_event_was_emitted_inline_and_from_the_outbox(db):
+    stamps.clear()
+    # when an event runs after its commit
+    with clock.frozen(T0), get_database().scope() as session:
+        events.emit(session, STAMPED, {"n": 1}, merchant_id=MERCHANT)
+    # and another is dispatched later from its stored row (the worker's and the retry tick's way)
+    with clock.frozen(T0 + dt.timedelta(minutes=1)), get_database().scope() as session:
+        row = events.emit(session, STAMPED, {"n": 2}, merchant_id=MERCHANT)
+        session.info.pop(events.PENDING_KEY)
+    with clock.frozen(T0 + dt.timedelta(hours=1)):
+        assert events.dispatch(row.id) is True
+    # then each handler saw when its event was emitted, not when it ran
+    assert stamps == [T0, T0 + dt.timedelta(minutes=1)]
+
+
+def test_an_observer_sees_each_event_run_and_each_handler_run_inside_it(db):
+    import contextlib
+
+    seen: list[tuple[str, str, str]] = []
+
+    @contextlib.contextmanager
+    def observer(name, key):
+        seen.append(("start", name, key))
+        yield
+        seen.append(("end", name, key))
+
+    # when an event runs while observed
+    with events.observe_handlers(observer):
+        _emit(8)
+    # then the whole run wraps each handler's run, in registration order
+    first, second = f"{__name__}.first_handler", f"{__name__}.second_handler"
+    assert seen == [("start", EVENT, events.EVENT_RUN_KEY), ("start", EVENT, first), ("end", EVENT, first),
+                    ("start", EVENT, second), ("end", EVENT, second), ("end", EVENT, events.EVENT_RUN_KEY)]
+    assert calls == [("first", 8), ("second", 8)]
+    # and once the block is left nothing is observed
+    calls.clear()
+    _emit(9)
+    assert len(seen) == 6 and calls == [("first", 9), ("second", 9)]

@@ -100,3 +100,47 @@ def test_replayed_order_paid_makes_one_set(db: Session, merchant: Merchant) -> N
 
     assert db.scalar(select(func.count()).select_from(Commission).where(Commission.order_id == order.id)) == 1
     assert _bal(db, merchant, a).pending_cents == 100
+
+
+def test_a_merchant_without_rules_pays_one_read_per_paid_order(db: Session, merchant: Merchant) -> None:
+    from sqlalchemy import event
+
+    # given a distributor who referred a paid order, but no commission rule
+    a = make_distributor(db, merchant=merchant)
+    sku = make_sku(db, merchant=merchant, price_cents=1000)
+    customer = make_customer(db, merchant=merchant)
+    order = place_order(db, customer=customer, items=[(sku, 1)])
+    refer(db, order, a)
+    pay(db, order)
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    # when the paid reaction runs
+    engine = db.get_bind().engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert service.accrue_order(db, merchant_id=merchant.id, order_id=order.id) == 0
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    # then it read the active rules only, and nothing accrued
+    assert len(sent) == 1 and "commission_rules" in sent[0]
+    assert db.scalar(select(func.count()).select_from(Commission).where(Commission.order_id == order.id)) == 0
+    assert _bal(db, merchant, a).pending_cents == 0
+
+
+def test_a_switched_off_programme_accrues_nothing_even_with_rules(db: Session, merchant: Merchant) -> None:
+    # given rules, but the programme switched off
+    a = make_distributor(db, merchant=merchant)
+    make_rule(db, merchant=merchant, value=1000)
+    service.update_programme(db, actor=system_principal(merchant.id), enabled=False)
+    sku = make_sku(db, merchant=merchant, price_cents=1000)
+
+    # when a referred order is paid
+    order, _ = _buy(db, merchant, a, [(sku, 1)])
+
+    # then no commission
+    assert db.scalar(select(func.count()).select_from(Commission).where(Commission.order_id == order.id)) == 0
+    assert _bal(db, merchant, a).pending_cents == 0

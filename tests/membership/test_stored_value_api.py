@@ -324,3 +324,33 @@ def test_expired_order_and_expired_recharge(client: TestClient, db: Session, mer
     db.refresh(row)
     assert row.status == "cancelled"
     assert ledger.verify(db, merchant.id) == []
+
+
+def test_the_balance_notice_is_for_the_preview_and_placing_without_it_reads_no_balance(
+        client: TestClient, db: Session, merchant: Merchant, buyer, admin) -> None:
+    # given: a customer with a balance of 550.00 buying without use_balance
+    _customer, headers = buyer
+    recharge(client, merchant, admin, headers)
+    sku = make_sku(db, merchant=merchant, price_cents=1000, stock=5)
+    body = checkout_body([(sku, 1)])
+    # then: the preview tells them the balance can pay
+    preview = client.post(f"{shop(merchant)}/checkout/preview", json=body, headers=headers).json()
+    assert [n for n in preview["notices"] if n.get("code") == "balance_available"] == [
+        {"kind": "stored_value", "code": "balance_available", "balance_cents": 55000,
+         "message": [n for n in preview["notices"] if n.get("code") == "balance_available"][0]["message"]}]
+    # when: the order is placed
+    from sqlalchemy import event
+
+    sent: list[str] = []
+    listener = lambda _c, _cur, statement, *_a: sent.append(statement)  # noqa: E731
+    engine = db.get_bind().engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        r = client.post(f"{shop(merchant)}/orders", json=body, headers={**headers, "Idempotency-Key": "nb1"})
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    # then: no balance was read and none taken
+    assert r.status_code == 201, r.text
+    assert r.json()["payment_parts"] == [] and r.json()["payable_cents"] == 1000
+    assert [s for s in sent if s.lstrip().startswith("SELECT ledger_accounts.owner_id, ledger_accounts.balance")] == []
+    assert balance(client, merchant, headers) == (50000, 5000)

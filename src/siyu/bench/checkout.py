@@ -531,6 +531,199 @@ def trace_one_checkout(setup: Setup) -> dict[str, Any]:
     return {**steps, "total": total}
 
 
+# ---------------------------------------------------------------- in-process: CPU per checkout and per handler
+
+STEPS = ("create", "pay", "confirm")
+COUNTED = ("statements", "commits", "savepoints")
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+class _HandlerClock:
+    """The `core.events` observer of an in-process run: CPU time (of the thread running it) and SQL
+    statements of every handler run, and of every whole event run (claims, handlers, commit). An event
+    dispatched after another event's commit (order.paid after payment.succeeded) runs inside that run;
+    it is counted as its own, not twice."""
+
+    def __init__(self, counts: Counter) -> None:
+        self.counts = counts
+        self.cpu: dict[tuple[str, str], float] = {}
+        self.statements: Counter = Counter()
+        self.runs: Counter = Counter()
+        self.on = False
+        # Open event runs: [cpu, statements] of the event runs nested in each.
+        self.nested: list[list[float]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, event_name: str, key: str) -> Iterator[None]:
+        from siyu.core.events import EVENT_RUN_KEY
+
+        if not self.on:
+            yield
+            return
+        whole = key == EVENT_RUN_KEY
+        if whole:
+            self.nested.append([0.0, 0])
+        statements, cpu = self.counts["statements"], time.thread_time()
+        try:
+            yield
+        finally:
+            spent, sent = time.thread_time() - cpu, self.counts["statements"] - statements
+            own_cpu, own_sent = spent, sent
+            if whole:
+                inner = self.nested.pop()
+                own_cpu, own_sent = spent - inner[0], sent - inner[1]
+                if self.nested:
+                    self.nested[-1][0] += spent
+                    self.nested[-1][1] += sent
+            where = (event_name, key)
+            self.cpu[where] = self.cpu.get(where, 0.0) + own_cpu
+            self.statements[where] += own_sent
+            self.runs[where] += 1
+
+
+def _one_run(url: str, *, checkouts: int, warmup: int, mode: str) -> dict[str, Any]:
+    """`warmup` + `checkouts` sequential checkouts of one customer through the ASGI app (TestClient) on a
+    new bench merchant; what the measured ones cost."""
+    import warnings
+
+    from sqlalchemy import event
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette's note about httpx in its TestClient
+        from fastapi.testclient import TestClient
+
+    from siyu.app import create_app
+    from siyu.core import events
+    from siyu.customers import service as customers
+    from siyu.customers.signin import issue_customer_token
+    from siyu.db import Database, use_database
+
+    total = warmup + checkouts
+    setup = prepare(url, stock=total + 10, skus=1, flash_sale=mode == "flash_sale")
+    database = Database(url)
+    counts: Counter = Counter()
+
+    def on(name: str) -> Any:
+        def count(*_args: Any, **_kwargs: Any) -> None:
+            counts[name] += 1
+        return count
+
+    event.listen(database.engine, "before_cursor_execute", on("statements"))
+    event.listen(database.engine, "commit", on("commits"))
+    event.listen(database.engine, "savepoint", on("savepoints"))
+    clock = _HandlerClock(counts)
+    steps_cpu = dict.fromkeys(STEPS, 0.0)
+    steps_counts: dict[str, Counter] = {name: Counter() for name in STEPS}
+    errors: Counter = Counter()
+    try:
+        with use_database(database), events.observe_handlers(clock):
+            with database.scope() as session:
+                customer, _ = customers.find_or_create_by_identity(
+                    session, merchant_id=setup.merchant_id, kind="openid", value=f"bench-inproc-{uuid.uuid4().hex[:12]}")
+                token = issue_customer_token(session, customer)
+            shop = f"/api/v1/shop/{setup.slug}"
+            body: dict[str, Any] = {"items": [{"sku_id": setup.hot_sku_id, "quantity": 1}],
+                                    "fulfilment": {"type": "delivery", "address": ADDRESS}}
+            if setup.flash_sale_id is not None:
+                body["promotion"] = {"kind": "flash_sale", "campaign_id": setup.flash_sale_id}
+            with TestClient(create_app(configure_database=False, database=database)) as client:
+                client.headers["Authorization"] = f"Bearer {token}"
+                client.get(f"{shop}/orders", params={"limit": 1})
+                client.get(f"{shop}/payments/1")
+
+                def step(name: str, path: str, payload: Any, measured: bool) -> Any:
+                    before, cpu = Counter(counts), time.process_time()
+                    answer = client.post(path, json=payload, headers={"Idempotency-Key": uuid.uuid4().hex})
+                    if measured:
+                        steps_cpu[name] += time.process_time() - cpu
+                        steps_counts[name].update({k: counts[k] - before[k] for k in COUNTED})
+                    if answer.status_code not in (200, 201):
+                        errors[_error_key(answer, name)] += 1
+                        return None
+                    return answer.json()
+
+                wall = 0.0
+                for n in range(total):
+                    measured = n >= warmup
+                    if measured and n == warmup:
+                        clock.on, wall = True, time.perf_counter()
+                    order = step("create", f"{shop}/orders", body, measured)
+                    pay = order and step("pay", f"{shop}/orders/{order['id']}/pay", {"method": "sandbox"}, measured)
+                    if pay:
+                        step("confirm", f"{shop}/payments/{pay['payment_id']}/sandbox-confirm", None, measured)
+                wall = time.perf_counter() - wall
+    finally:
+        database.dispose()
+    per = 1000.0 / checkouts
+    handlers: dict[str, dict[str, Any]] = {}
+    for (event_name, key), cpu in sorted(clock.cpu.items()):
+        runs = clock.runs[(event_name, key)]
+        entry = handlers.setdefault(event_name, {"runs_per_checkout": 0.0, "cpu_ms": 0.0, "statements": 0.0,
+                                                 "handlers": {}})
+        figures = {"cpu_ms": round(cpu * per, 3), "statements": round(clock.statements[(event_name, key)] / checkouts, 2)}
+        if key == events.EVENT_RUN_KEY:
+            entry.update(figures, runs_per_checkout=round(runs / checkouts, 2))
+        else:
+            entry["handlers"][key] = figures
+    for entry in handlers.values():
+        in_handlers = sum(h["cpu_ms"] for h in entry["handlers"].values())
+        entry["outside_handlers_cpu_ms"] = round(entry["cpu_ms"] - in_handlers, 3)
+        entry["handlers"] = dict(sorted(entry["handlers"].items(), key=lambda kv: -kv[1]["cpu_ms"]))
+    return {
+        "merchant": setup.slug,
+        "cpu_ms_per_checkout": round(sum(steps_cpu.values()) * per, 3),
+        "wall_ms_per_checkout": round(wall * per, 3),
+        "steps": {name: {"cpu_ms": round(steps_cpu[name] * per, 3),
+                         **{k: round(steps_counts[name][k] / checkouts, 2) for k in COUNTED}} for name in STEPS},
+        "events": handlers,
+        "errors": dict(errors),
+    }
+
+
+def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of every number over the runs, in the first run's shape."""
+    def merge(values: list[Any]) -> Any:
+        first = values[0]
+        if isinstance(first, dict):
+            keys = [k for k in first if all(isinstance(v, dict) and k in v for v in values)]
+            return {k: merge([v[k] for v in values]) for k in keys}
+        if isinstance(first, int | float) and not isinstance(first, bool):
+            return round(_median([float(v) for v in values]), 3)
+        return first
+    return merge(runs)
+
+
+def run_in_process(*, checkouts: int = 100, runs: int = 3, warmup: int = 10, mode: str = "flash",
+                   database_url: str | None = None) -> dict[str, Any]:
+    """`runs` times: a new bench merchant, then `warmup` + `checkouts` sequential create → pay → sandbox
+    confirm of one customer through the ASGI app in this process (no HTTP server, no concurrency). Reports
+    the median over the runs of the CPU per checkout (this process: the app, and on SQLite the database
+    too), SQL statements, commits and savepoints per step, and the CPU and statements of every event
+    handler per checkout (`core.events.observe_handlers`): where a checkout's Python time goes."""
+    if mode not in ("flash", "flash_sale"):
+        raise ValueError("in-process mode runs flash (the hot SKU) or flash_sale (a flash-sale campaign)")
+    with bench_url(database_url) as url:
+        results = [_one_run(url, checkouts=checkouts, warmup=warmup, mode=mode) for _ in range(runs)]
+    return {
+        "bench": "checkout-in-process",
+        "mode": mode,
+        "database": _dialect(url),
+        "database_source": "given" if database_url else "temporary SQLite file",
+        "checkouts": checkouts,
+        "warmup": warmup,
+        "runs": runs,
+        "median": _median_of([{k: v for k, v in r.items() if k not in ("merchant", "errors")} for r in results]),
+        "cpu_ms_per_checkout_by_run": [r["cpu_ms_per_checkout"] for r in results],
+        "errors": dict(sum((Counter(r["errors"]) for r in results), Counter())),
+        "load_average": list(os.getloadavg()),
+    }
+
+
 # ---------------------------------------------------------------- pgbench, the raw database limit
 
 PGBENCH_TABLES = ("siyu_bench_raw_lines", "siyu_bench_raw_orders", "siyu_bench_raw_stock")

@@ -10,23 +10,26 @@ are retried by `tick`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import importlib
 import importlib.util
+import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from sqlalchemy import BigInteger, String, bindparam, insert, select, text, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
 from siyu.core.models import EventHandlerRun, OutboxEvent
+from siyu.db import UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class Event:
     name: str
     merchant_id: int
     payload: dict[str, Any]
+    # When it was emitted (the outbox row's created_at), for handlers that date what they record by it.
+    created_at: dt.datetime | None = None
 
 
 Handler = Callable[[Session, Event], None]
@@ -60,6 +65,33 @@ def handles(name: str) -> Callable[[Handler], Handler]:
 
 def handlers_for(name: str) -> list[tuple[str, Handler]]:
     return list(_handlers.get(name, ()))
+
+
+# An observer sees every handler run (and every whole event run) of this process: it is called as
+# `observer(event_name, key)` and returns a context manager entered around the run. `siyu bench checkout
+# --in-process` uses it to time each handler; None (the default) costs one test per run.
+Observer = Callable[[str, str], contextlib.AbstractContextManager]
+EVENT_RUN_KEY = "*"  # the key an observer sees for a whole event run (claims, handlers, commit)
+_observer: Observer | None = None
+
+
+@contextlib.contextmanager
+def observe_handlers(observer: Observer) -> Iterator[None]:
+    """Let `observer` see every event run and handler run in this process while the block runs."""
+    global _observer
+    previous, _observer = _observer, observer
+    try:
+        yield
+    finally:
+        _observer = previous
+
+
+def _call(fn: Handler, key: str, session: Session, ev: Event) -> None:
+    if _observer is None:
+        fn(session, ev)
+        return
+    with _observer(ev.name, key):
+        fn(session, ev)
 
 
 def _jsonable(value: Any) -> Any:
@@ -91,7 +123,7 @@ def emit(session: Session, name: str, payload: Any, *, merchant_id: int) -> Outb
     event_id = session.connection().execute(insert(table).values(values).returning(table.c.id)).scalar_one()
     if has_handlers:
         session.info.setdefault(PENDING_KEY, []).append(
-            Event(id=event_id, name=name, merchant_id=merchant_id, payload=body))
+            Event(id=event_id, name=name, merchant_id=merchant_id, payload=body, created_at=now))
     return OutboxEvent(id=event_id, **values)
 
 
@@ -152,19 +184,27 @@ def dispatch(event_id: int) -> bool:
         row = session.get(OutboxEvent, event_id)
         if row is None or row.processed_at is not None:
             return True
-        ev = Event(id=row.id, name=row.name, merchant_id=row.merchant_id, payload=dict(row.payload))
+        ev = Event(id=row.id, name=row.name, merchant_id=row.merchant_id, payload=dict(row.payload),
+                   created_at=row.created_at)
     return run_event(ev)
 
 
 def run_event(ev: Event) -> bool:
-    """Run the event's handlers, each in its own transaction; the last one to succeed also marks the
-    event processed in its transaction, so a one-handler event costs one transaction. A failure is
-    recorded on the event for the retry tick."""
+    """Run the event's handlers: all in one transaction (one claim statement, one commit), which also
+    marks the event processed; if one of them fails, again each in its own transaction, the last to
+    succeed marking the event. A failure is recorded on the event for the retry tick."""
+    if _observer is None:
+        return _run_event(ev)
+    with _observer(ev.name, EVENT_RUN_KEY):
+        return _run_event(ev)
+
+
+def _run_event(ev: Event) -> bool:
     from siyu.db import get_database
 
     database = get_database()
     handlers = handlers_for(ev.name)
-    if len(handlers) > 1:
+    if handlers:
         # The common case first: every handler in one transaction (one claim statement, one commit).
         # If any of them fails, that transaction rolls back whole and each handler is run again in
         # its own transaction below, so a failing handler still does not stop the others.
@@ -191,32 +231,60 @@ def run_event(ev: Event) -> bool:
     return not errors
 
 
+def _mark(event_id: int, now: dt.datetime) -> Any:
+    table = OutboxEvent.__table__
+    return (update(table).where(table.c.id == event_id, table.c.processed_at.is_(None))
+            .values(processed_at=now, attempts=table.c.attempts + 1, last_error=None))
+
+
 def _mark_processed(session: Session, event_id: int) -> None:
     session.flush()
-    table = OutboxEvent.__table__
-    session.connection().execute(update(table).where(table.c.id == event_id, table.c.processed_at.is_(None))
-                                 .values(processed_at=clock.now(), attempts=table.c.attempts + 1, last_error=None))
+    session.connection().execute(_mark(event_id, clock.now()))
+
+
+# Claim every handler of an event at once: one INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING of
+# the handler names passed as one array (rows in registration order), a fixed statement compiled once
+# (a multi-row VALUES built per event was compiled anew every time). On PostgreSQL the same statement
+# marks the event processed (a data-modifying CTE, one round trip less); SQLite marks it with an UPDATE.
+_CLAIM_SQL = {
+    "postgresql": """
+        WITH marked AS (
+            UPDATE outbox_events SET processed_at = :now, attempts = attempts + 1, last_error = NULL
+            WHERE id = :event_id AND processed_at IS NULL)
+        INSERT INTO event_handler_runs (merchant_id, event_id, handler, ran_at)
+        SELECT :merchant_id, :event_id, h.handler, :now
+        FROM unnest(CAST(:handlers AS varchar[])) WITH ORDINALITY AS h (handler, n) ORDER BY h.n
+        ON CONFLICT (event_id, handler) DO NOTHING RETURNING handler""",
+    "sqlite": """
+        INSERT INTO event_handler_runs (merchant_id, event_id, handler, ran_at)
+        SELECT :merchant_id, :event_id, h.value, :now FROM json_each(:handlers) AS h WHERE true ORDER BY h.key
+        ON CONFLICT (event_id, handler) DO NOTHING RETURNING handler""",
+}
+_CLAIMS = {
+    dialect: text(sql).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("event_id", type_=BigInteger()),
+                                  bindparam("merchant_id", type_=BigInteger()),
+                                  bindparam("handlers", type_=String() if dialect == "sqlite" else None))
+    .columns(handler=String())
+    for dialect, sql in _CLAIM_SQL.items()
+}
 
 
 def _run_handlers_together(database: Any, ev: Event, handlers: list[tuple[str, Handler]]) -> None:
-    """Claim every handler of `ev` with one INSERT … ON CONFLICT DO NOTHING (rows in registration
-    order, so concurrent runners queue on the first claim instead of deadlocking), run the claimed
-    ones and mark the event processed, all in one transaction."""
+    """Claim every handler of `ev` with one statement (see `_CLAIM_SQL`; rows in registration order,
+    so concurrent runners queue on the first claim instead of deadlocking), run the claimed ones and
+    mark the event processed, all in one transaction: the mark commits with the handlers' work or not
+    at all."""
     with database.scope() as session:
-        insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        runs = EventHandlerRun.__table__
-        now = clock.now()
-        claimed = set(session.connection().execute(
-            insert_(runs)
-            .values([{"merchant_id": ev.merchant_id, "event_id": ev.id, "handler": key, "ran_at": now}
-                     for key, _fn in handlers])
-            .on_conflict_do_nothing(index_elements=["event_id", "handler"])
-            .returning(runs.c.handler)
-        ).scalars())
+        dialect = session.get_bind().dialect.name
+        keys = [key for key, _fn in handlers]
+        claimed = set(session.connection().execute(_CLAIMS[dialect], {
+            "now": clock.now(), "event_id": ev.id, "merchant_id": ev.merchant_id,
+            "handlers": json.dumps(keys) if dialect == "sqlite" else keys}).scalars())
         for key, fn in handlers:
             if key in claimed:
-                fn(session, ev)
-        _mark_processed(session, ev.id)
+                _call(fn, key, session, ev)
+        if dialect != "postgresql":
+            _mark_processed(session, ev.id)
 
 
 def _run_handler(database: Any, ev: Event, key: str, fn: Handler, *, mark_processed: bool) -> None:
@@ -236,7 +304,7 @@ def _run_handler(database: Any, ev: Event, key: str, fn: Handler, *, mark_proces
             if mark_processed:
                 _mark_processed(session, ev.id)
             return
-        fn(session, ev)
+        _call(fn, key, session, ev)
         if mark_processed:
             _mark_processed(session, ev.id)
 

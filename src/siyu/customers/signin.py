@@ -3,14 +3,19 @@ mini-program login. The customer is found or created through the customers servi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from typing import Any
 
+from sqlalchemy import event as sa_event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from siyu.config import get_settings
 from siyu.core import clock
 from siyu.core.auth import Principal, new_token, token_digest
+from siyu.core.auth_cache import TTLCache, engine_key, forget_now_and_after_commit
 from siyu.core.errors import AppError, NotFound, Unauthorized
 from siyu.core.events import emit
 from siyu.customers import events, wechat
@@ -32,28 +37,72 @@ def issue_customer_token(session: Session, customer: Customer) -> str:
     return raw
 
 
+# The customer behind a live token, per process for a few seconds: every shop request resolves its
+# token, a checkout three times. Revoking a token or merging its customer drops the entry in this process
+# (now and after the commit); other processes see it within the TTL (core.auth_cache).
+TOKEN_CACHE_SECONDS = 10.0
+_tokens = TTLCache(ttl=TOKEN_CACHE_SECONDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class _CachedToken:
+    merchant_id: int
+    customer_id: int
+    nickname: str
+    expires_at: dt.datetime
+
+
 def resolve_customer_token(session: Session, raw: str, *, merchant_id: int) -> Principal:
     """The customer principal behind a token of this merchant, else Unauthorized."""
     if not raw or len(raw) > 200:
         raise Unauthorized()
-    # One round trip for the token and its customer: this runs on every shop request.
+    key = (engine_key(session), token_digest(raw))
+    cached = _tokens.get(key)
+    if cached is not None and cached.merchant_id == merchant_id and cached.expires_at > clock.now():
+        return Principal(merchant_id=merchant_id, kind="customer", subject_id=cached.customer_id,
+                         name=cached.nickname)
+    # One round trip for the token and its customer.
     row = session.execute(
         select(CustomerToken.merchant_id, CustomerToken.revoked_at, CustomerToken.expires_at,
                Customer.id, Customer.nickname, Customer.merged_into_id)
         .join(Customer, Customer.id == CustomerToken.customer_id)
-        .where(CustomerToken.token_digest == token_digest(raw))
+        .where(CustomerToken.token_digest == key[1])
     ).first()
     if row is None or row.revoked_at is not None or row.expires_at <= clock.now() or row.merchant_id != merchant_id:
         raise Unauthorized()
     if row.merged_into_id is None:
+        _tokens.put(key, _CachedToken(merchant_id=merchant_id, customer_id=row.id, nickname=row.nickname[:60],
+                                      expires_at=row.expires_at))
         return Principal(merchant_id=merchant_id, kind="customer", subject_id=row.id, name=row.nickname[:60])
     customer = resolve_merged(session, session.get(Customer, row.id))
     return Principal(merchant_id=merchant_id, kind="customer", subject_id=customer.id, name=customer.nickname[:60])
 
 
 def revoke_customer_token(session: Session, raw: str) -> None:
-    session.execute(update(CustomerToken).where(CustomerToken.token_digest == token_digest(raw),
+    digest = token_digest(raw)
+    key = (engine_key(session), digest)
+    forget_now_and_after_commit(session, lambda: _tokens.pop(key))
+    session.execute(update(CustomerToken).where(CustomerToken.token_digest == digest,
                                                 CustomerToken.revoked_at.is_(None)).values(revoked_at=clock.now()))
+
+
+@sa_event.listens_for(Customer, "after_update")
+def _forget_changed_customer(_mapper: Any, _connection: Any, target: Customer) -> None:
+    """A customer merged into another (their tokens now act for the target) or renamed: their cached
+    tokens are dropped."""
+    state = sa_inspect(target)
+    if not (state.attrs.merged_into_id.history.has_changes() or state.attrs.nickname.history.has_changes()):
+        return
+    customer_id = target.id
+    session = state.session
+
+    def forget() -> None:
+        _tokens.pop_where(lambda _key, value: value.customer_id == customer_id)
+
+    if session is None:
+        forget()
+    else:
+        forget_now_and_after_commit(session, forget)
 
 
 def signed_in(session: Session, customer: Customer, *, visitor_id: str | None) -> str:

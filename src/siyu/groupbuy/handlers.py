@@ -26,6 +26,9 @@ def on_order_paid(session: Session, event: Event) -> None:
 
 @handles(order_events.ORDER_CANCELLED)
 def on_order_cancelled(session: Session, event: Event) -> None:
+    # Only orders collected at a leader's point are wave orders; an older event without the type is looked up.
+    if event.payload.get("fulfilment_type", "leader") != "leader":
+        return
     sync.mark_cancelled(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 
 

@@ -4,12 +4,17 @@ shop's merchant from the URL. Every domain's api.py and views.py uses these."""
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, make_transient_to_detached, object_session
+from sqlalchemy.orm.util import identity_key
 from starlette.datastructures import FormData
 
 from siyu.core.auth import Principal
+from siyu.core.auth_cache import TTLCache, engine_key, forget_now_and_after_commit
 from siyu.core.errors import AppError, PermissionDenied, Unauthorized
 from siyu.core.web import DbSession
 from siyu.merchants import service
@@ -77,8 +82,56 @@ async def console_form(request: Request, _principal: Annotated[Principal, Depend
     return form
 
 
+# The shop's merchant by slug, per process for a few seconds: every shop request needs it. Any ORM
+# insert, update or delete of a merchant drops its entry in this process (now and after the commit);
+# other processes see a change within the TTL (core.auth_cache).
+MERCHANT_CACHE_SECONDS = 5.0
+_merchants = TTLCache(ttl=MERCHANT_CACHE_SECONDS)
+
+
+def merchant_by_slug(session: Session, slug: str) -> Merchant:
+    """The merchant of `slug` in `session` (NotFound as `get_merchant_by_slug`). From the cache it costs
+    no query: a copy of the cached row joins the session as if loaded (its settings its own copy)."""
+    if not isinstance(slug, str) or len(slug) > 40:
+        return service.get_merchant_by_slug(session, slug)
+    key = (engine_key(session), slug)
+    cached = _merchants.get(key)
+    if cached is not None:
+        merchant_id, name, settings_json, created_at = cached
+        loaded = session.identity_map.get(identity_key(Merchant, merchant_id))
+        if loaded is not None:
+            return loaded
+        copy = Merchant(id=merchant_id, slug=slug, name=name, settings=json.loads(settings_json), created_at=created_at)
+        make_transient_to_detached(copy)
+        return session.merge(copy, load=False)
+    merchant = service.get_merchant_by_slug(session, slug)
+    try:
+        settings_json = json.dumps(merchant.settings or {})
+    except (TypeError, ValueError):  # not plain JSON: not cached
+        return merchant
+    _merchants.put(key, (merchant.id, merchant.name, settings_json, merchant.created_at))
+    return merchant
+
+
+def _forget_merchant(_mapper: Any, connection: Any, target: Merchant) -> None:
+    merchant_id, slug = target.id, target.slug
+
+    def forget() -> None:
+        _merchants.pop_where(lambda key, value: key[1] == slug or value[0] == merchant_id)
+
+    session = object_session(target)
+    if session is None:
+        forget()
+    else:
+        forget_now_and_after_commit(session, forget)
+
+
+for _event in ("after_insert", "after_update", "after_delete"):
+    sa_event.listen(Merchant, _event, _forget_merchant)
+
+
 def shop_merchant(request: Request, session: DbSession, m: Annotated[str, Path(max_length=40)]) -> Merchant:
-    merchant = service.get_merchant_by_slug(session, m)
+    merchant = merchant_by_slug(session, m)
     request.state.merchant = merchant
     return merchant
 

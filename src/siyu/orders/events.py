@@ -59,6 +59,10 @@ class OrderPaid:
     # "goods", or the service a higher domain sold ("recharge", "paid_membership"): reactions meant
     # for goods (points, commissions, stats) skip the others.
     kind: str = "goods"
+    # The campaign the order was bought through (Order.promotion: {"kind": …, "campaign_id": …}, {} for
+    # none), so that a campaign's reaction to someone else's order returns without a query; None when
+    # not known (an order placed before it was kept, or an older event): the reaction looks it up.
+    promotion: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +102,10 @@ class OrderCancelled:
     payment_parts: list[dict[str, Any]]
     cancelled_at: dt.datetime
     kind: str = "goods"
+    # As OrderPaid.promotion.
+    promotion: dict[str, Any] | None = None
+    # delivery | pickup | leader | virtual (None in older events): reactions to one type skip the others.
+    fulfilment_type: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

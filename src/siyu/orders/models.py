@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.core import clock
@@ -90,6 +90,10 @@ class Order(IdMixin, Base):
     payment_parts: Mapped[list[Any]] = mapped_column(default=list)
     # Who brought the sale (sharer, guide, store, channel); the attribution domain fills it.
     attribution: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The campaign chosen at checkout (CheckoutRequest.promotion without its empty keys, e.g.
+    # {"kind": "flash_sale", "campaign_id": 7}; {} for none). The order's events carry it, so the
+    # reactions of the other campaigns return without a query. NULL on orders placed before it was kept.
+    promotion: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     note: Mapped[str] = mapped_column(String(200), default="")
     cancel_reason: Mapped[str] = mapped_column(String(40), default="")
     payment_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,6 +1,8 @@
 """Events the payments domain emits (through core.events.emit, in the transaction that changes the
 payment). `orders` subscribes: payment.succeeded marks its order paid (or refunds a late payment
-of a cancelled order); payment.refunded records the refund on the order."""
+of a cancelled order); payment.refunded records the refund on the order. The plain case (a pending
+order paid in full) orders already records in the payment's own transaction, through
+`service.register_payment_recorder`; its handler then finds it done."""
 
 from __future__ import annotations
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import String, cast, func, insert, literal, select, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from siyu.core import clock, ids
 from siyu.core.auth import Principal, get_scoped, scoped
@@ -118,6 +119,23 @@ class NotificationOutcome:
         return {"code": "FAIL", "message": self.error or "rejected"}
 
 
+# ==================================================================== what orders plugs in
+
+# Called in the transaction that marks a payment succeeded, right after the `payment.succeeded` event is
+# written, with the payment's row lock held: the domain that sold what was paid for (orders) records it
+# in the same transaction instead of in a second one after the commit. It must not wait for other locks
+# and must leave anything but the plain case to its `payment.succeeded` handler (which runs after the
+# commit, idempotently, and finds the plain case already done).
+PaymentRecorder = Callable[[Session, events.PaymentSucceeded, int], None]
+_recorder: PaymentRecorder | None = None
+
+
+def register_payment_recorder(fn: PaymentRecorder | None) -> None:
+    """Plug in (or, with None, remove) what records a succeeded payment in its own transaction."""
+    global _recorder
+    _recorder = fn
+
+
 # ==================================================================== what orders calls
 
 
@@ -168,15 +186,12 @@ def start_payment(
         merchant_id=merchant_id, customer_id=customer_id, order_id=order_id, order_no=(order_no or "")[:40],
         method=method, description=(description or "")[:127], amount_cents=amount_cents, refunded_cents=0,
         status=PaymentStatus.CREATED.value, out_trade_no="T" + ids.token_hex(15), provider_data={},
-        created_at=now, expires_at=expires_at or now + DEFAULT_EXPIRY,
+        created_at=now, updated_at=now, expires_at=expires_at or now + DEFAULT_EXPIRY, provider_txn_id=None,
+        paid_at=None, closed_at=None,
     )
     prefix = f"P{clock.local(now):%Y%m%d}"
     if session.get_bind().dialect.name == "postgresql":
-        # The id from the table's sequence first, so the row goes out once with its out_trade_no.
-        payment.id = session.scalar(select(func.nextval(func.pg_get_serial_sequence("payments", "id"))))
-        payment.out_trade_no = f"{prefix}{payment.id:012d}"
-        session.add(payment)
-        session.flush()
+        payment = _insert_with_trade_no(session, payment, prefix)
     else:
         session.add(payment)
         session.flush()
@@ -314,6 +329,7 @@ def handle_notification(
     headers: Mapping[str, str],
     body: bytes,
     locked: Payment | None = None,
+    new_notification_id: bool = False,
 ) -> NotificationOutcome:
     """Verify and apply one provider notification; log it whatever happens.
 
@@ -326,6 +342,8 @@ def handle_notification(
     because its order is cancelled. Never raises for a bad notification: the caller must commit so
     that the log row is kept. `locked`: a payment whose row the caller already holds locked (in
     this transaction); when the notification names it, it is not looked up and locked again.
+    `new_notification_id`: the caller built this notification just now with a new random id (sandbox
+    confirm), so no earlier delivery can carry it and the duplicate lookup is skipped.
     """
     lower = {str(k).lower(): str(v) for k, v in headers.items()}
     entry = PaymentNotification(
@@ -380,7 +398,7 @@ def handle_notification(
         if note.amount_cents != payment.amount_cents:
             return finish("rejected", 400, f"amount {note.amount_cents} does not match {payment.amount_cents}",
                           payment=payment)
-        duplicate_of = _seen(session, merchant.id, provider, note.notification_id)
+        duplicate_of = None if new_notification_id else _seen(session, merchant.id, provider, note.notification_id)
         if duplicate_of is not None:
             entry.duplicate_of_id = duplicate_of
             return finish("duplicate", 200, payment=payment)
@@ -444,7 +462,7 @@ def sandbox_confirm(session: Session, *, merchant: Merchant, payment_id: int, cu
         raise Conflict("This payment has expired; start again from the order.", code="payment_expired")
     headers, body = sandbox_provider.build_paid_notification(payment)
     outcome = handle_notification(session, merchant=merchant, provider="sandbox", headers=headers, body=body,
-                                  locked=payment)
+                                  locked=payment, new_notification_id=True)
     if outcome.outcome not in ("paid", "paid_late"):
         raise Conflict("The payment could not be confirmed.", code="confirm_failed",
                        details={"outcome": outcome.outcome})
@@ -503,6 +521,30 @@ def _lock_payment(session: Session, *, merchant_id: int, payment_id: int) -> Pay
     return payment
 
 
+def _insert_with_trade_no(session: Session, payment: Payment, prefix: str) -> Payment:
+    """PostgreSQL: write a new payment in one statement, its id from the table's sequence and its
+    out_trade_no (`prefix` + the id in at least 12 digits) made from that id in the same INSERT … SELECT;
+    the row joins the session as loaded (nothing to read back). Returns the session's copy."""
+    session.flush()
+    table = Payment.__table__
+    values = {c.key: getattr(payment, c.key) for c in sa_inspect(Payment).column_attrs
+              if c.key not in ("id", "out_trade_no")}
+    new = select(func.nextval(func.pg_get_serial_sequence("payments", "id")).label("id")).cte("new_payment_id")
+    digits = cast(new.c.id, String)
+    trade_no = literal(prefix, String) + func.lpad(digits, func.greatest(12, func.length(digits)), "0")
+    columns = [table.c[k] for k in values]
+    row = session.connection().execute(
+        insert(table).from_select(
+            ["id", "out_trade_no", *(c.name for c in columns)],
+            select(new.c.id, trade_no, *(literal(values[k], c.type) for k, c in zip(values, columns, strict=True))))
+        .returning(table.c.id, table.c.out_trade_no)
+    ).one()
+    loaded = Payment(id=row.id, out_trade_no=row.out_trade_no, **values)
+    make_transient_to_detached(loaded)
+    session.add(loaded)
+    return loaded
+
+
 def _close(session: Session, payment: Payment, merchant: Merchant, now: dt.datetime) -> None:
     assert_transition(payment.status, PaymentStatus.CLOSED)
     payment.status = PaymentStatus.CLOSED.value
@@ -518,10 +560,12 @@ def _mark_succeeded(session: Session, payment: Payment, *, txn_id: str | None, p
     payment.provider_txn_id = txn_id
     payment.paid_at = paid_at
     session.flush()
-    emit(session, events.PAYMENT_SUCCEEDED,
-         events.PaymentSucceeded(payment_id=payment.id, order_id=payment.order_id, customer_id=payment.customer_id,
-                                 amount_cents=payment.amount_cents, method=payment.method, paid_at=paid_at),
-         merchant_id=payment.merchant_id)
+    succeeded = events.PaymentSucceeded(payment_id=payment.id, order_id=payment.order_id,
+                                        customer_id=payment.customer_id, amount_cents=payment.amount_cents,
+                                        method=payment.method, paid_at=paid_at)
+    emit(session, events.PAYMENT_SUCCEEDED, succeeded, merchant_id=payment.merchant_id)
+    if _recorder is not None:
+        _recorder(session, succeeded, payment.merchant_id)
 
 
 def _check_refundable(session: Session, payment: Payment, amount_cents: int, *, exclude_id: int | None = None) -> None:

@@ -81,5 +81,7 @@ def keep_order_paid(session: Session, event: Event) -> None:
 
 
 def _created_at(session: Session, event: Event) -> dt.datetime:
+    if event.created_at is not None:
+        return event.created_at
     row = session.get(OutboxEvent, event.id)
     return row.created_at if row is not None else clock.now()

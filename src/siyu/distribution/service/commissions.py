@@ -249,9 +249,13 @@ def accrue(session: Session, ctx: Context, facts_list: Sequence[OrderFacts]) -> 
 
 
 def accrue_order(session: Session, *, merchant_id: int, order_id: int) -> int:
-    """The `order.paid` reaction."""
-    ctx = Context.load(session, merchant_id)
-    if not ctx.programme.enabled or not ctx.rules:
+    """The `order.paid` reaction. The active rules are read first: a merchant without any (most
+    orders of a shop that runs no distribution) costs this one read per paid order."""
+    rules = load_ruleset(session, merchant_id=merchant_id)
+    if not rules:
+        return 0
+    ctx = Context.load(session, merchant_id, rules=rules)
+    if not ctx.programme.enabled:
         return 0
     return accrue(session, ctx, [order_facts(session, merchant_id=merchant_id, order_id=order_id)])
 

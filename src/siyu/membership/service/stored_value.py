@@ -535,6 +535,8 @@ class StoredValueContributor:
     def contribute(self, session: Session, ctx: pricing.PricingContext) -> None:
         if ctx.customer_id is None or ctx.payable_cents <= 0:
             return
+        if not ctx.use_balance and not ctx.preview:
+            return  # placing an order that does not pay from the balance: the notice is for the preview only
         available = balance_of(session, merchant_id=ctx.merchant_id, customer_id=ctx.customer_id).total_cents
         if not ctx.use_balance:
             if available > 0:  # tell the customer (and the checkout page) the balance can pay

@@ -156,7 +156,8 @@ def change_status(session: Session, order: Order, new: str | OrderStatus, *, act
             store_id=order.store_id, fulfilment_type=order.fulfilment_type, total_cents=order.total_cents,
             paid_cents=order.paid_cents, payment_id=order.payment_id, paid_at=order.paid_at,
             lines=event_lines(lines if lines is not None else order_lines(session, order.id)),
-            attribution=dict(order.attribution or {}), kind=order.kind or "goods")
+            attribution=dict(order.attribution or {}), kind=order.kind or "goods",
+            promotion=dict(order.promotion) if order.promotion is not None else None)
     elif new == OrderStatus.SHIPPED:
         order.shipped_at = now
         name = ev.ORDER_SHIPPED
@@ -179,7 +180,9 @@ def change_status(session: Session, order: Order, new: str | OrderStatus, *, act
         name = ev.ORDER_CANCELLED
         payload = ev.OrderCancelled(order_id=order.id, customer_id=order.customer_id, reason=order.cancel_reason,
                                     payment_parts=list(order.payment_parts or []), cancelled_at=now,
-                                    kind=order.kind or "goods")
+                                    kind=order.kind or "goods",
+                                    promotion=dict(order.promotion) if order.promotion is not None else None,
+                                    fulfilment_type=order.fulfilment_type)
     elif new == OrderStatus.REFUNDED:
         order.refunded_at = now
     if name is not None:

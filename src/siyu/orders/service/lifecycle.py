@@ -9,7 +9,7 @@ import datetime as dt
 import hmac
 import io
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.catalog import service as catalog
@@ -31,6 +31,7 @@ from siyu.orders.service.common import (
     valid_id,
 )
 from siyu.orders.states import InvalidTransition, OrderStatus, assert_transition
+from siyu.payments import events as payment_events
 from siyu.payments import service as payments
 
 S = OrderStatus
@@ -44,16 +45,29 @@ def pay_order(session: Session, order_id: int, *, actor: Principal, method: str,
               client_ip: str = "127.0.0.1") -> payments.PaymentStart:
     """Start paying the customer's own pending order through `method` (sandbox, wechatpay, balance).
     The order row is locked so two starts do not race; 409 `invalid_transition` unless pending."""
-    order = get_order(session, order_id, actor=actor, lock=True)
+    if not valid_id(order_id):
+        raise NotFound()
+    # One round trip: the order, locked, with its first line's title and its number of lines (the
+    # payment's description).
+    first_title = (select(OrderLine.title).where(OrderLine.order_id == Order.id).order_by(OrderLine.id)
+                   .limit(1).scalar_subquery())
+    line_count = select(func.count(OrderLine.id)).where(OrderLine.order_id == Order.id).scalar_subquery()
+    stmt = select(Order, first_title, line_count).where(Order.id == order_id)
+    if actor.kind == "customer":
+        stmt = stmt.where(Order.merchant_id == actor.merchant_id, Order.customer_id == actor.customer_id)
+    else:
+        stmt = scoped(stmt, Order, actor)
+    row = session.execute(stmt.with_for_update(of=Order).execution_options(populate_existing=True)).first()
+    if row is None:
+        raise NotFound()
+    order, title, count = row
     if order.status != S.PENDING_PAYMENT:
         raise Conflict("This order is not waiting for payment.", code="order_not_payable",
                        details={"status": order.status})
     if order.expires_at is not None and order.expires_at <= clock.now():
         raise Conflict("This order has expired.", code="order_expired")
-    titles = list(session.scalars(select(OrderLine.title).where(OrderLine.order_id == order.id)
-                                  .order_by(OrderLine.id).limit(2)))
-    description = (titles[0] if titles else order.order_no)[:100]
-    if len(titles) > 1:
+    description = (title or order.order_no)[:100]
+    if count > 1:
         description = f"{description} …"
     return payments.start_payment(
         session, merchant_id=order.merchant_id, customer_id=order.customer_id, order_id=order.id,
@@ -75,10 +89,12 @@ def _pickup_code(session: Session, order: Order) -> str:
 
 
 def apply_payment(session: Session, order: Order, *, payment_id: int | None, amount_cents: int, paid_at: dt.datetime,
-                  actor: Principal | None, note: str = "") -> None:
+                  actor: Principal | None, note: str = "", lines: list[OrderLine] | None = None) -> None:
     """Mark a (locked) pending order paid; a pickup order becomes ready for pickup with its code.
-    Counts the order in the customer's stats."""
-    lines = order_lines(session, order.id)  # read first: the order's changes then go out in one UPDATE
+    Counts the order in the customer's stats. `lines`: the order's lines in id order, when the caller
+    has them."""
+    if lines is None:
+        lines = order_lines(session, order.id)  # read first: the order's changes then go out in one UPDATE
     order.paid_cents = amount_cents
     order.payment_id = payment_id
     order.paid_at = paid_at
@@ -103,6 +119,12 @@ def record_payment(session: Session, *, merchant_id: int, order_id: int, payment
     Pending → paid. The same payment again → nothing. Money that arrives for an order that was
     cancelled or expired meanwhile (or was already paid by another payment) is refunded in full at
     once and noted in the order's history. Returns "paid", "already_paid", "refunded" or "unknown"."""
+    # The plain case was recorded in the payment's own transaction (`record_payment_now`): one plain
+    # read tells, without the lock. (A payment id once on an order stays; anything else takes the lock.)
+    done = session.execute(select(Order.payment_id, Order.status)
+                           .where(Order.id == order_id, Order.merchant_id == merchant_id)).first()
+    if done is not None and done.payment_id == payment_id and done.status != S.PENDING_PAYMENT:
+        return "already_paid"
     order = lock_order(session, order_id, merchant_id=merchant_id)
     if order is None:
         return "unknown"
@@ -121,6 +143,31 @@ def record_payment(session: Session, *, merchant_id: int, order_id: int, payment
                      f"refunded in full ({reason}, refund {result.refund_id}: {result.status}).")
     session.flush()
     return "refunded"
+
+
+def record_payment_now(session: Session, succeeded: payment_events.PaymentSucceeded, merchant_id: int) -> None:
+    """payments' recorder: mark the order paid in the transaction that marked its payment succeeded
+    (sandbox confirm, a provider's notification, stored value), so a checkout needs no second transaction.
+    Only the plain case: the order waits for exactly this amount. Its row is locked without waiting
+    (SKIP LOCKED; the payment's lock is held, and a cancel or expiry locks the order first): when another
+    transaction holds it, or in any other case, `record_payment` (the payment.succeeded handler, after
+    the commit) decides as before: pay, refund a late or duplicate payment, or nothing."""
+    # One round trip: the order (locked) with its lines, one row per line.
+    rows = session.execute(
+        select(Order, OrderLine).outerjoin(OrderLine, OrderLine.order_id == Order.id)
+        .where(Order.id == succeeded.order_id, Order.merchant_id == merchant_id).order_by(OrderLine.id)
+        .with_for_update(of=Order, skip_locked=True).execution_options(populate_existing=True)
+    ).all()
+    if not rows:
+        return
+    order = rows[0][0]
+    if order.status != S.PENDING_PAYMENT or order.payable_cents != succeeded.amount_cents:
+        return
+    apply_payment(session, order, payment_id=succeeded.payment_id, amount_cents=succeeded.amount_cents,
+                  paid_at=succeeded.paid_at, actor=None, lines=[line for _order, line in rows if line is not None])
+
+
+payments.register_payment_recorder(record_payment_now)
 
 
 # ---------------------------------------------------------------- cancel and expire

@@ -16,7 +16,7 @@ from siyu.promotions.service import bargains
 @handles(order_events.ORDER_PAID)
 def on_order_paid(session: Session, event: Event) -> None:
     p = event.payload
-    if not common.is_goods(p):
+    if not common.is_goods(p) or not common.may_be_through(p, "bargain"):
         return
     paid_at = common.paid_at_of(p)
     bargains.mark_paid(session, merchant_id=event.merchant_id, order_id=int(p["order_id"]),
@@ -25,7 +25,7 @@ def on_order_paid(session: Session, event: Event) -> None:
 
 @handles(order_events.ORDER_CANCELLED)
 def on_order_cancelled(session: Session, event: Event) -> None:
-    if not common.is_goods(event.payload):
+    if not common.is_goods(event.payload) or not common.may_be_through(event.payload, "bargain"):
         return
     bargains.give_back(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 

@@ -20,14 +20,14 @@ from siyu.promotions.service import flash_sales as service
 
 @handles(order_events.ORDER_CANCELLED)
 def on_order_cancelled(session: Session, event: Event) -> None:
-    if not common.is_goods(event.payload):
+    if not common.is_goods(event.payload) or not common.may_be_through(event.payload, service.KIND):
         return
     service.release_order(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 
 
 @handles(order_events.ORDER_PAID)
 def on_order_paid(session: Session, event: Event) -> None:
-    if not common.is_goods(event.payload):
+    if not common.is_goods(event.payload) or not common.may_be_through(event.payload, service.KIND):
         return
     service.mark_paid(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 

@@ -17,7 +17,7 @@ from siyu.promotions.service import ladders
 @handles(order_events.ORDER_PAID)
 def on_order_paid(session: Session, event: Event) -> None:
     p = event.payload
-    if not common.is_goods(p):
+    if not common.is_goods(p) or not common.may_be_through(p, "ladder"):
         return
     paid_at = common.paid_at_of(p)
     ladders.mark_paid(session, merchant_id=event.merchant_id, order_id=int(p["order_id"]), paid_at=paid_at)
@@ -25,7 +25,7 @@ def on_order_paid(session: Session, event: Event) -> None:
 
 @handles(order_events.ORDER_CANCELLED)
 def on_order_cancelled(session: Session, event: Event) -> None:
-    if not common.is_goods(event.payload):
+    if not common.is_goods(event.payload) or not common.may_be_through(event.payload, "ladder"):
         return
     ladders.void_entry(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 

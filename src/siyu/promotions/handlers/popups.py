@@ -3,23 +3,21 @@ customer at sign-in, merges."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy.orm import Session
 
-from siyu.core import clock
 from siyu.core.events import Event, handles
 from siyu.customers import events as customer_events
 from siyu.orders import events as order_events
+from siyu.promotions.handlers import common
 from siyu.promotions.service import popups
 
 
 @handles(order_events.ORDER_PAID)
 def on_order_paid(session: Session, event: Event) -> None:
     p = event.payload
-    if p.get("kind", "goods") != "goods":
+    if p.get("kind", "goods") != "goods" or not common.met_before_paying(session, event, "popups"):
         return
-    paid_at = dt.datetime.fromisoformat(p["paid_at"]) if p.get("paid_at") else clock.now()
+    paid_at = common.paid_at_of(p)
     popups.record_conversion(session, merchant_id=event.merchant_id, customer_id=int(p["customer_id"]),
                              order_id=int(p["order_id"]), paid_at=paid_at)
 

@@ -17,13 +17,13 @@ from siyu.promotions.service import team_buys as service
 
 @handles(order_events.ORDER_PAID)
 def on_order_paid(session: Session, event: Event) -> None:
-    if common.is_goods(event.payload):
+    if common.is_goods(event.payload) and common.may_be_through(event.payload, "team_buy"):
         service.record_paid(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 
 
 @handles(order_events.ORDER_CANCELLED)
 def on_order_cancelled(session: Session, event: Event) -> None:
-    if common.is_goods(event.payload):
+    if common.is_goods(event.payload) and common.may_be_through(event.payload, "team_buy"):
         service.record_cancelled(session, merchant_id=event.merchant_id, order_id=int(event.payload["order_id"]))
 
 

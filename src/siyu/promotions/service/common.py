@@ -112,3 +112,25 @@ def lock_customer(session: Session, *, merchant_id: int, customer_id: int) -> No
     campaign are placed one after the other and a per-customer limit counted after this holds under
     concurrency (PostgreSQL; SQLite already serialises writers). Call it in a contributor's `commit`."""
     customers.lock_for_order(session, merchant_id=merchant_id, customer_id=customer_id)
+
+
+CONVERSION_LOOKBACK = dt.timedelta(days=90)
+
+
+def recent_touchpoints(session: Session, *, merchant_id: int, customer_id: int, before: dt.datetime) -> frozenset[str]:
+    """Which areas the customer met in the 90 days before `before` in a way a paid order can convert:
+    "payment_offers" (an offer shown) and "popups" (a pop-up seen or claimed). One read for both, so a
+    paid order of a customer who met neither (most of them) costs these areas one statement, not one each."""
+    from siyu.promotions.models.payment_offers import PaymentOfferShow
+    from siyu.promotions.models.popups import PopupEvent
+
+    shows, popups = PaymentOfferShow.__table__, PopupEvent.__table__
+    since = before - CONVERSION_LOOKBACK
+    shown = select(shows.c.id).where(shows.c.merchant_id == merchant_id, shows.c.customer_id == customer_id,
+                                     shows.c.shown_at >= since, shows.c.shown_at < before).exists()
+    seen = select(popups.c.id).where(popups.c.merchant_id == merchant_id, popups.c.customer_id == customer_id,
+                                     popups.c.kind.in_(("impression", "claim")), popups.c.at >= since,
+                                     popups.c.at < before).exists()
+    session.flush()
+    row = session.connection().execute(select(shown.label("payment_offers"), seen.label("popups"))).one()
+    return frozenset(name for name, found in row._mapping.items() if found)

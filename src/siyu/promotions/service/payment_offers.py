@@ -288,17 +288,22 @@ def record_conversion(session: Session, *, merchant_id: int, customer_id: int, o
                       paid_at: dt.datetime) -> int:
     """A paid goods order converts the customer's earlier shows still within their rule's window (each show
     once). The number of shows converted."""
-    S, R = PaymentOfferShow, PaymentOfferRule
-    candidates = session.execute(select(S.id, S.shown_at, R.conversion_days).join(R, R.id == S.rule_id).where(
-        S.merchant_id == merchant_id, S.customer_id == customer_id, S.converted_order_id.is_(None),
-        S.order_id != order_id, S.shown_at < paid_at, S.shown_at >= paid_at - dt.timedelta(days=90))).all()
+    # Core statements on the session's connection: this runs on every paid order, and most customers
+    # have no show to convert (one indexed read).
+    S, R = PaymentOfferShow.__table__, PaymentOfferRule.__table__
+    session.flush()
+    connection = session.connection()
+    candidates = connection.execute(select(S.c.id, S.c.shown_at, R.c.conversion_days).join(R, R.c.id == S.c.rule_id)
+                                    .where(S.c.merchant_id == merchant_id, S.c.customer_id == customer_id,
+                                           S.c.converted_order_id.is_(None), S.c.order_id != order_id,
+                                           S.c.shown_at < paid_at, S.c.shown_at >= paid_at - dt.timedelta(days=90))
+                                    ).all()
     done = 0
     for show_id, shown_at, days in candidates:
         if shown_at + dt.timedelta(days=days) < paid_at:
             continue
-        done += session.execute(update(S).where(S.id == show_id, S.converted_order_id.is_(None))
-                                .values(converted_order_id=order_id, converted_at=paid_at)
-                                .execution_options(synchronize_session=False)).rowcount or 0
+        done += connection.execute(update(S).where(S.c.id == show_id, S.c.converted_order_id.is_(None))
+                                   .values(converted_order_id=order_id, converted_at=paid_at)).rowcount or 0
     return done
 
 

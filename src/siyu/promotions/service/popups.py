@@ -314,24 +314,30 @@ def record_conversion(session: Session, *, merchant_id: int, customer_id: int, o
                       paid_at: dt.datetime) -> int:
     """A paid goods order is a conversion of each rule the customer saw or claimed within its window (once per
     rule and order)."""
-    E = PopupEvent
-    rows = session.execute(select(E.rule_id, func.max(E.at), PopupRule.conversion_days)
-                           .join(PopupRule, PopupRule.id == E.rule_id)
-                           .where(E.merchant_id == merchant_id, E.customer_id == customer_id,
-                                  E.kind.in_(("impression", "claim")), E.at < paid_at,
-                                  E.at >= paid_at - dt.timedelta(days=90))
-                           .group_by(E.rule_id, PopupRule.conversion_days)).all()
+    # Core statements on the session's connection: this runs on every paid order, and most customers
+    # have seen no pop-up (one indexed read).
+    E, R = PopupEvent.__table__, PopupRule.__table__
+    session.flush()
+    connection = session.connection()
+    rows = connection.execute(select(E.c.rule_id, func.max(E.c.at), R.c.conversion_days)
+                              .join(R, R.c.id == E.c.rule_id)
+                              .where(E.c.merchant_id == merchant_id, E.c.customer_id == customer_id,
+                                     E.c.kind.in_(("impression", "claim")), E.c.at < paid_at,
+                                     E.c.at >= paid_at - dt.timedelta(days=90))
+                              .group_by(E.c.rule_id, R.c.conversion_days)).all()
     done = 0
     for rule_id, last_at, days in rows:
         if last_at + dt.timedelta(days=days) < paid_at:
             continue
-        exists = session.scalar(select(E.id).where(E.merchant_id == merchant_id, E.rule_id == rule_id,
-                                                   E.kind == "conversion", E.order_id == order_id).limit(1))
+        exists = connection.execute(select(E.c.id).where(E.c.merchant_id == merchant_id, E.c.rule_id == rule_id,
+                                                         E.c.kind == "conversion", E.c.order_id == order_id)
+                                    .limit(1)).scalar()
         if exists is None:
             session.add(PopupEvent(merchant_id=merchant_id, rule_id=rule_id, kind="conversion", customer_id=customer_id,
                                    order_id=order_id, detail={}, at=paid_at))
             done += 1
-    session.flush()
+    if done:
+        session.flush()
     return done
 
 
