@@ -300,6 +300,10 @@ def bench_checkout(
     profile: Annotated[str | None, typer.Option(help="Write a py-spy profile of the server here (.svg, .json, .txt).")] = None,
     profile_gil: Annotated[bool, typer.Option(help="Profile only threads holding the GIL (Python CPU).")] = False,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
+    in_process: Annotated[int | None, typer.Option(
+        min=1, max=100_000, help="Instead: this many sequential checkouts through the app in this process "
+                                 "(no server); CPU per checkout, per step and per event handler.")] = None,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="--in-process: repeat this often; medians.")] = 3,
 ) -> None:
     """Concurrent buyers create, pay and sandbox-confirm orders over HTTP against a fresh bench
     merchant; paid checkouts/s, latency, and oversold/lost/double-paid checks (SQLite by default,
@@ -309,9 +313,14 @@ def bench_checkout(
     if mode not in bench.MODES:
         _fail(f"--mode must be one of: {', '.join(bench.MODES)}")
     try:
-        report = bench.run(mode=mode, buyers=buyers, workers=workers, duration=duration, checkouts=checkouts,
-                           stock=stock, skus=skus, database_url=database_url, pgbench_seconds=pgbench_seconds,
-                           profile=profile, profile_gil=profile_gil)
+        if in_process is not None:
+            if mode == "spread":
+                _fail("--in-process runs --mode flash or flash_sale")
+            report = bench.run_in_process(checkouts=in_process, runs=runs, mode=mode, database_url=database_url)
+        else:
+            report = bench.run(mode=mode, buyers=buyers, workers=workers, duration=duration, checkouts=checkouts,
+                               stock=stock, skus=skus, database_url=database_url,
+                               pgbench_seconds=pgbench_seconds, profile=profile, profile_gil=profile_gil)
     except RuntimeError as exc:
         _fail(str(exc))
     text = json.dumps(report, ensure_ascii=False, indent=2)
@@ -329,21 +338,34 @@ def bench_analytics(
     repeat: Annotated[int, typer.Option(min=1, max=20, help="Time each view this many times; the best is kept.")] = 1,
     database_url: DatabaseUrl = None,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
+    keep: Annotated[Path | None, typer.Option(
+        help="SQLite: generate into this file and keep it (with --reuse: the file to time).")] = None,
+    reuse: Annotated[bool, typer.Option(
+        help="Time a bench merchant generated before (--keep file or --database-url) instead of generating.")] = False,
+    merchant_id: Annotated[int | None, typer.Option(help="With --reuse: this bench merchant, not the latest.")] = None,
+    generate_only: Annotated[bool, typer.Option(help="Generate (and keep) the data; time nothing.")] = False,
+    skip_naive: Annotated[bool, typer.Option(help="Do not time the naive SQL.")] = False,
+    views: Annotated[str | None, typer.Option(help="Time only these views, comma-separated (e.g. rfm,funnel).")] = None,
+    rebuild: Annotated[bool, typer.Option(
+        help="With --reuse: --no-rebuild keeps the aggregates an earlier run rebuilt (views only).")] = True,
 ) -> None:
     """Generate a deterministic merchant (COPY on PostgreSQL, executemany on SQLite) and time every
-    analytics view next to the same computation as plain SQL (a temporary SQLite file by default)."""
+    analytics view next to the same computation as plain SQL (a temporary SQLite file by default).
+    Generate once with --keep FILE (SQLite) or --database-url, then re-time with --reuse."""
     from siyu.bench import analytics as bench
 
+    names = tuple(v.strip() for v in views.split(",") if v.strip()) if views else bench.VIEWS
     try:
         text = bench.dumps(bench.run(customers=customers, orders=orders, database_url=database_url, days=days,
-                                     repeat=repeat))
+                                     repeat=repeat, keep=keep, reuse=reuse, merchant_id=merchant_id,
+                                     generate_only=generate_only, skip_naive=skip_naive, views=names,
+                                     rebuild=rebuild))
     except RuntimeError as exc:
         _fail(str(exc))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text + "\n", encoding="utf-8")
     typer.echo(text)
-
 
 
 @bench_app.command("commissions")

@@ -16,7 +16,7 @@ from siyu.orders import service as orders
 from siyu.orders.models import Order
 from tests.factories.customers import make_customer
 from tests.factories.merchants import make_merchant, make_staff, make_store
-from tests.factories.orders import customer_principal, make_order, make_sku, pickup
+from tests.factories.orders import customer_principal, make_order, make_sku, pay, pickup
 
 SH = clock.SHANGHAI
 # Now: 10:00 on 2026-06-10 in Shanghai. The period under test is 2026-06-01..2026-06-07; the one before it
@@ -39,12 +39,15 @@ def set_channel(db, order: Order, channel: str | None, **more) -> None:
 
 def paid_order(db, merchant, customer, *, when: dt.datetime, price_cents: int, quantity: int = 1,
                channel: str | None = None, fulfilment=None) -> Order:
+    """An order placed and paid at `when`; its attribution snapshot names `channel` from its creation on
+    (as checkout writes it), so the `order.paid` payload carries it too."""
     sku = make_sku(db, merchant=merchant, price_cents=price_cents, stock=10)
     with clock.frozen(when):
-        order = make_order(db, merchant=merchant, customer=customer, items=[(sku, quantity)], status="paid",
-                           fulfilment=fulfilment)
-    if channel is not None:
-        set_channel(db, order, channel)
+        order = make_order(db, merchant=merchant, customer=customer, items=[(sku, quantity)],
+                           status="pending_payment", fulfilment=fulfilment)
+        if channel is not None:
+            set_channel(db, order, channel)
+        pay(db, order)
     return order
 
 

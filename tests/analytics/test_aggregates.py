@@ -35,7 +35,7 @@ def stats(db, merchant_id: int) -> dict[int, tuple]:
     s = CustomerPurchaseStats
     rows = db.execute(select(s.customer_id, s.paid_orders, s.kept_orders, s.kept_cents, s.first_paid_at,
                              s.last_paid_at, s.first_month, s.first_channel, s.first_group, s.first_campaign,
-                             s.month_bits).where(s.merchant_id == merchant_id))
+                             s.month_bits, s.second_paid_at).where(s.merchant_id == merchant_id))
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
@@ -184,7 +184,7 @@ def test_the_job_loads_completed_days_and_gmv_stays_the_same(db, sales):
     assert aggregates.people_through(db, merchant_id=m.id) == dt.date(2026, 6, 9)
     assert analytics.decomposition_dict(analytics.decompose(db, actor=admin, filters=f)) == source
     # when the job runs on 06-12 (twice: idempotent)
-    assert aggregates.advance_people(db, today=dt.date(2026, 6, 12)) == {m.id: 2}
+    assert aggregates.advance_people(db, today=dt.date(2026, 6, 12)) == {m.id: 4}  # v1, v10: view, visitor
     assert aggregates.advance_people(db, today=dt.date(2026, 6, 12)) == {}
     # then 06-10 and 06-11 are loaded, and the figures are the same
     assert aggregates.people_through(db, merchant_id=m.id) == dt.date(2026, 6, 11)

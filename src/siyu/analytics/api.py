@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from siyu.analytics import service
 from siyu.core import clock
+from siyu.core.errors import field_error
 from siyu.core.web import DbSession
 from siyu.merchants.deps import Staff
 from siyu.promotions.service import coupons
@@ -40,11 +41,26 @@ def overview(session: DbSession, principal: Staff) -> dict[str, Any]:
 def rfm(session: DbSession, principal: Staff, start: Day = None, end: Day = None, store_id: OptId = None,
         guide_id: OptId = None, channel: Text = None, campaign: Text = None,
         method: Annotated[Literal["quintiles", "thresholds"] | None, Query()] = None,
-        customers: Annotated[bool, Query(description="Include every scored customer.")] = False) -> dict[str, Any]:
+        customers: Annotated[bool, Query(description="Include a page of the scored customers, by id.")] = False,
+        customers_cursor: OptId = None,
+        customers_limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     """RFM scores and segments as of the period's last day (default: the last 30 days), with each
-    segment's count as of the day before the period."""
+    segment's count as of the day before the period; with `customers`, one page of the scored customers
+    (`customers_next_cursor` gives the next as `customers_cursor`)."""
     f = _filters(start, end, store_id, guide_id, channel, campaign)
-    return service.rfm_dict(service.rfm(session, actor=principal, filters=f, method=method), with_customers=customers)
+    after = _cursor(customers_cursor, "customers_cursor")
+    r = service.rfm(session, actor=principal, filters=f, method=method, customers_after=after,
+                    customers_limit=customers_limit if customers else 0)
+    return service.rfm_dict(r, with_customers=customers)
+
+
+def _cursor(value: str | None, field: str) -> int | None:
+    """A page cursor: the last customer id of the previous page."""
+    if value in (None, ""):
+        return None
+    if not value.isdigit() or not 0 < int(value) < 2**62:
+        raise field_error(field, "Not a valid cursor.")
+    return int(value)
 
 
 @router.get("/api/v1/admin/analytics/funnel")
@@ -156,20 +172,23 @@ def delete_segment(session: DbSession, principal: Staff, segment_id: int) -> Non
 
 
 @router.get("/api/v1/admin/analytics/segments/{segment_id}/members")
-def segment_members(session: DbSession, principal: Staff, segment_id: int) -> dict[str, Any]:
-    """The segment's members now, with their scores."""
-    members = service.segment_members(session, segment_id, actor=principal)
+def segment_members(session: DbSession, principal: Staff, segment_id: int, cursor: OptId = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> dict[str, Any]:
+    """The segment's members now, with their scores: one page by customer id (`next_cursor` for the next),
+    and `total`, the members on all pages."""
+    page = service.segment_members(session, segment_id, actor=principal, after=_cursor(cursor, "cursor"), limit=limit)
     return {"segment": _segment_dict(service.get_segment(session, segment_id, actor=principal)),
             "items": [{"customer_id": c.customer_id, "recency_days": c.recency_days, "frequency": c.frequency,
-                       "monetary_cents": c.monetary_cents, "r": c.r, "f": c.f, "m": c.m} for c in members]}
+                       "monetary_cents": c.monetary_cents, "r": c.r, "f": c.f, "m": c.m} for c in page.items],
+            "next_cursor": None if page.next_cursor is None else str(page.next_cursor), "total": page.total}
 
 
 @router.get("/api/v1/admin/analytics/segments/{segment_id}/members.csv")
 def segment_members_csv(session: DbSession, principal: Staff, segment_id: int) -> StreamingResponse:
     """The members as CSV (phones masked unless the role may export them); audited."""
-    rows = service.member_rows(session, segment_id, actor=principal)
+    text = service.member_csv(session, segment_id, actor=principal)
     name = f"segment-{segment_id}-{clock.today_local():%Y%m%d}.csv"
-    return StreamingResponse(service.iter_member_csv(rows), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(text, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
@@ -181,7 +200,7 @@ class SendCouponIn(BaseModel):
 def segment_send_coupon(session: DbSession, principal: Staff, segment_id: int, body: SendCouponIn) -> dict[str, Any]:
     """Send one coupon of a template (offered through the `segment` channel) to each member of the saved
     segment now: `{issued, coupon_ids, refused: {code: n}}` (promotions' coupon rules apply: stock, limit)."""
-    members = service.segment_members(session, segment_id, actor=principal)
+    members = service.segment_member_ids(session, segment_id, actor=principal)
     return coupons.issue_to_customers(session, actor=principal, template_id=body.template_id,
-                                      customer_ids=[m.customer_id for m in members], channel="segment",
+                                      customer_ids=members, channel="segment",
                                       source_ref=f"segment:{segment_id}")

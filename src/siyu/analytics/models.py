@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.core import clock
@@ -61,8 +61,8 @@ class AggregateState(IdMixin, Base):
 
     merchant_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     built_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
-    # The last Shanghai day whose funnel events are in analytics_daily_people (later days are read from
-    # the events themselves); the job `analytics.daily_people` moves it to yesterday.
+    # The last Shanghai day counted in analytics_people_days / _counts (later days are read from the
+    # events and orders themselves); the job `analytics.daily_people` moves it to yesterday.
     people_through: Mapped[dt.date | None] = mapped_column()
     # The last outbox event the rebuild saw the effects of: the handlers skip events up to it.
     events_through: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -81,6 +81,9 @@ class CustomerPurchaseStats(IdMixin, Base):
     kept_orders: Mapped[int] = mapped_column(Integer, default=0)
     kept_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     first_paid_at: Mapped[dt.datetime | None] = mapped_column()
+    # The second kept order's payment (None with fewer than two): whether the customer had bought again by
+    # any past moment (the leaderboard's repurchase "by the end of the period") without reading orders.
+    second_paid_at: Mapped[dt.datetime | None] = mapped_column()
     last_paid_at: Mapped[dt.datetime | None] = mapped_column()
     first_month: Mapped[dt.date | None] = mapped_column()
     first_channel: Mapped[str] = mapped_column(String(200), default="")
@@ -89,7 +92,13 @@ class CustomerPurchaseStats(IdMixin, Base):
     month_bits: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (UniqueConstraint("merchant_id", "customer_id"),
-                      Index("ix_analytics_customer_stats_first_month", "merchant_id", "first_month"))
+                      Index("ix_analytics_customer_stats_first_month", "merchant_id", "first_month"),
+                      # RFM: the quintile cut points are read as the n-th value along these; the first
+                      # also covers the scoring scan (narrower than the rows)
+                      Index("ix_analytics_customer_stats_rfm", "merchant_id", "kept_orders", "kept_cents",
+                            "last_paid_at"),
+                      Index("ix_analytics_customer_stats_kept_cents", "merchant_id", "kept_cents"),
+                      Index("ix_analytics_customer_stats_last_paid", "merchant_id", "last_paid_at"))
 
 
 class DailySales(IdMixin, Base):
@@ -115,16 +124,71 @@ class DailySales(IdMixin, Base):
                                        "campaign", name="uq_analytics_daily_sales_bucket"),)
 
 
-class DailyPeople(IdMixin, Base):
-    """The distinct people of a Shanghai day: everyone with a funnel event ("c<customer id>", else
-    "v<visitor cookie>") and every buyer (`buyer` 1: a paid goods order that day)."""
+class PeopleDay(IdMixin, Base):
+    """One person's funnel step on one Shanghai day (see `service.people`): the person ("c<customer id>",
+    else "v<visitor cookie>"), the step (`people.STEPS` codes: the five funnel events, a GMV visitor, a
+    buyer), the channel group of the day's first such event and the customer's store when the day was
+    counted, the person's previous day with the step (`prev_day`; 1900-01-01 for none), for a pay row
+    the day the person reached two paid goods orders (`second_day`: 1900-01-01 when already,
+    9999-12-31 not yet) and their paid goods orders by the day's end (`orders`, capped at 2). The counts
+    in `PeopleCount` are these rows summed; a person is re-counted from them when merged or signed in."""
 
-    __tablename__ = "analytics_daily_people"
+    __tablename__ = "analytics_people_days"
+
+    merchant_id: Mapped[int] = mapped_column(BigInteger)
+    person: Mapped[str] = mapped_column(String(80))
+    step: Mapped[int] = mapped_column(SmallInteger)
+    day: Mapped[dt.date] = mapped_column()
+    grp: Mapped[str] = mapped_column(String(20), default="")
+    store_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    prev_day: Mapped[dt.date] = mapped_column()
+    second_day: Mapped[dt.date] = mapped_column()
+    orders: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+    __table_args__ = (UniqueConstraint("merchant_id", "person", "step", "day", name="uq_analytics_people_days"),)
+
+
+class PeopleCount(IdMixin, Base):
+    """`PeopleDay` rows counted per Shanghai day × step × channel group × store × previous day × day of
+    the second paid order: a person is in a period [s, e] once, on the rows of its days with
+    `prev_day < s`, so a period's distinct people are a SUM over a few thousand rows a day."""
+
+    __tablename__ = "analytics_people_counts"
 
     merchant_id: Mapped[int] = mapped_column(BigInteger)
     day: Mapped[dt.date] = mapped_column()
-    person: Mapped[str] = mapped_column(String(80))
-    buyer: Mapped[int] = mapped_column(Integer, default=0)
+    step: Mapped[int] = mapped_column(SmallInteger)
+    grp: Mapped[str] = mapped_column(String(20), default="")
+    store_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    prev_day: Mapped[dt.date] = mapped_column()
+    second_day: Mapped[dt.date] = mapped_column()
+    n: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (UniqueConstraint("merchant_id", "day", "person", name="uq_analytics_daily_people"),
-                      Index("ix_analytics_daily_people_person", "merchant_id", "person", "day"))
+    __table_args__ = (UniqueConstraint("merchant_id", "step", "day", "grp", "store_id", "prev_day", "second_day",
+                                       name="uq_analytics_people_counts"),)
+
+
+# ---------------------------------------------------------------- RFM snapshots (written by the job analytics.rfm_snapshots)
+
+
+class RfmSnapshot(IdMixin, Base):
+    """RFM segment counts and kept value of one merchant as of the end of one Shanghai day, per scope: the
+    whole merchant (store 0, owner 0), one store, one owner (guide), one store × owner. `basis` names the
+    scoring ("quintiles", or "thresholds:" and the cut points), since quintile cut points are taken within
+    each scope. A row with an empty `segment` marks the day as written (`customers`: the merchant's scored
+    customers); a scope without rows had nobody scored. The RFM trend reads the day before its period here
+    instead of recomputing every customer's history."""
+
+    __tablename__ = "analytics_rfm_snapshots"
+
+    merchant_id: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[dt.date] = mapped_column()
+    basis: Mapped[str] = mapped_column(String(200))
+    store_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    owner_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    segment: Mapped[str] = mapped_column(String(20), default="")
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+    value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (UniqueConstraint("merchant_id", "day", "basis", "store_id", "owner_id", "segment",
+                                       name="uq_analytics_rfm_snapshots_row"),)

@@ -218,7 +218,7 @@ def dashboard_page(request: Request, session: DbSession, principal: ConsoleStaff
     r = service.decompose(session, actor=principal, filters=filters)
     m = service.channel_mix(session, actor=principal, filters=filters)
     f = service.funnel(session, actor=principal, filters=filters)
-    rfm = service.rfm(session, actor=principal, filters=filters)
+    rfm = service.rfm(session, actor=principal, filters=filters, customers_limit=0)
     return _page(request, session, principal, "dashboard", "analytics/dashboard.html", {
         "gmv": r, "mix": m, "funnel": f, "rfm": rfm, "gmv_chart": gmv_chart(r), "mix_chart": mix_chart(m),
         "funnel_chart": funnel_chart(f), "rfm_chart": rfm_chart(rfm), "factor_labels": FACTOR_LABELS,
@@ -228,7 +228,7 @@ def dashboard_page(request: Request, session: DbSession, principal: ConsoleStaff
 @router.get("/console/analytics/rfm")
 def rfm_page(request: Request, session: DbSession, principal: ConsoleStaff) -> Response:
     filters, raw, errors = _filters_from(request)
-    r = service.rfm(session, actor=principal, filters=filters)
+    r = service.rfm(session, actor=principal, filters=filters, customers_limit=0)
     return _page(request, session, principal, "rfm", "analytics/rfm.html", {
         "rfm": r, "chart": rfm_chart(r), "segment_labels": service.SEGMENT_LABELS,
         "segment_actions": service.SEGMENT_ACTIONS, "saved": service.list_segments(session, actor=principal)},
@@ -238,7 +238,7 @@ def rfm_page(request: Request, session: DbSession, principal: ConsoleStaff) -> R
 @router.get("/console/analytics/rfm.csv")
 def rfm_csv(request: Request, session: DbSession, principal: ConsoleStaff) -> Response:
     filters, _raw, _errors = _filters_from(request)
-    r = service.rfm(session, actor=principal, filters=filters)
+    r = service.rfm(session, actor=principal, filters=filters, customers_limit=0)
     rows: list[list[Any]] = [["segment", "customers", "value_cents", "previous_customers", "change"]]
     rows += [[s.segment, s.customers, s.value_cents, s.previous_customers, s.change] for s in r.segments]
     return _csv(rows, "rfm")
@@ -263,19 +263,22 @@ def _opt_int(value: str) -> int | None:
 @router.get("/console/analytics/segments/{segment_id}")
 def segment_page(request: Request, session: DbSession, principal: ConsoleStaff, segment_id: int) -> Response:
     row = service.get_segment(session, segment_id, actor=principal)
-    members = service.segment_members(session, segment_id, actor=principal)
+    page = service.segment_members(session, segment_id, actor=principal, limit=500)
     people = {c.id: c for c in customers.customers_by_ids(session, actor=principal,
-                                                          ids=[m.customer_id for m in members[:500]])}
+                                                          ids=[m.customer_id for m in page.items])}
     filters, raw, errors = _filters_from(request)
     return _page(request, session, principal, "rfm", "analytics/segment.html", {
-        "segment": row, "members": members, "people": people, "segment_labels": service.SEGMENT_LABELS,
+        "segment": row, "members": page.items, "total": page.total, "people": people,
+        "segment_labels": service.SEGMENT_LABELS,
         "can_export": principal.can("customers.export")}, filters, raw, errors)
 
 
 @router.get("/console/analytics/segments/{segment_id}/members.csv")
 def segment_csv(session: DbSession, principal: ConsoleStaff, segment_id: int) -> Response:
-    rows = service.member_rows(session, segment_id, actor=principal)
-    return _csv(rows, f"segment-{segment_id}")
+    text = service.member_csv(session, segment_id, actor=principal)
+    filename = f"segment-{segment_id}-{clock.today_local():%Y%m%d}.csv"
+    return StreamingResponse(text, media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.post("/console/analytics/segments/{segment_id}/delete")
@@ -450,9 +453,9 @@ def segment_send_coupon_page(request: Request, session: DbSession, principal: Co
                              segment_id: int) -> Response:
     """Choose a coupon (offered through the `segment` channel) to send to the segment's members."""
     row = service.get_segment(session, segment_id, actor=principal)
-    members = service.segment_members(session, segment_id, actor=principal)
+    members = service.segment_members(session, segment_id, actor=principal, limit=1).total
     return render(request, "promotions/coupons_send_segment.html", {
-        "active_menu": "analytics", "segment": row, "members_count": len(members),
+        "active_menu": "analytics", "segment": row, "members_count": members,
         "templates": coupons.list_claimable(session, merchant_id=principal.merchant_id, channel="segment"),
         "describe": coupons.describe, "result": None})
 
@@ -464,9 +467,9 @@ def segment_send_coupon_post(request: Request, session: DbSession, principal: Co
     template_id = _opt_int(form_str(form, "template_id", max_length=20))
     if template_id is None:
         raise ValidationFailed(details={"fields": {"template_id": _("Choose a coupon.")}})
-    members = service.segment_members(session, segment_id, actor=principal)
+    members = service.segment_member_ids(session, segment_id, actor=principal)
     result = coupons.issue_to_customers(session, actor=principal, template_id=template_id,
-                                        customer_ids=[m.customer_id for m in members], channel="segment",
+                                        customer_ids=members, channel="segment",
                                         source_ref=f"segment:{segment_id}")
     return render(request, "promotions/coupons_send_segment.html", {
         "active_menu": "analytics", "segment": row, "members_count": len(members),

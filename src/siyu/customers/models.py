@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.core import clock
@@ -53,6 +54,9 @@ class Customer(IdMixin, Base):
     __table_args__ = (
         Index("ix_customers_merchant_created", "merchant_id", "created_at"),
         Index("ix_customers_merchant_phone", "merchant_id", "phone"),
+        # Live customers per owner (the guide leaderboard's owned and new counts): read from the index alone.
+        Index("ix_customers_owner_live", "merchant_id", "owner_id", "created_at",
+              sqlite_where=sql_text("merged_into_id IS NULL"), postgresql_where=sql_text("merged_into_id IS NULL")),
     )
 
 

@@ -883,6 +883,37 @@ def customer_facts(session: Session, *, actor: Principal, store_id: int | None =
         yield int(r[0]), r[1], r[2], r[3]
 
 
+def scoped_ids(*, actor: Principal, store_id: int | None = None, owner_id: int | None = None) -> Select[Any]:
+    """A SELECT of the ids of the live customers `customer_facts` yields, for analytics to use as a
+    subquery (`customer_id IN (...)`) rather than loading every id into Python."""
+    stmt = scoped(select(Customer.id), Customer, actor).where(Customer.merged_into_id.is_(None))
+    if store_id is not None:
+        stmt = stmt.where(Customer.store_id == store_id)
+    if owner_id is not None:
+        stmt = stmt.where(Customer.owner_id == owner_id)
+    return stmt
+
+
+def owner_counts(session: Session, *, merchant_id: int, owner_ids: list[int], since: dt.datetime,
+                 until: dt.datetime) -> dict[int, tuple[int, int]]:
+    """{owner id: (live customers they own, of them created in [since, until))} for the given owners,
+    counted in the database (one row per owner, not per customer)."""
+    if not owner_ids:
+        return {}
+    new = func.sum(case((Customer.created_at >= since, case((Customer.created_at < until, 1), else_=0)), else_=0))
+    stmt = select(Customer.owner_id, func.count(), new).where(
+        Customer.merchant_id == merchant_id, Customer.merged_into_id.is_(None),
+        Customer.owner_id.in_(owner_ids)).group_by(Customer.owner_id)
+    return {int(o): (int(n), int(k or 0)) for o, n, k in session.execute(stmt)}
+
+
+def owned_select(*, merchant_id: int, owner_ids: list[int]) -> Select[Any]:
+    """A SELECT of (customer_id, owner_id) of the live customers the given owners own, for analytics to
+    join its per-customer rows to in the database."""
+    return select(Customer.id.label("customer_id"), Customer.owner_id.label("owner_id")).where(
+        Customer.merchant_id == merchant_id, Customer.merged_into_id.is_(None), Customer.owner_id.in_(owner_ids))
+
+
 def customers_by_ids(session: Session, *, actor: Principal, ids: list[int]) -> list[Customer]:
     """The live customers among `ids` that the actor may see, in the order of `ids`."""
     found: dict[int, Customer] = {}
@@ -891,6 +922,25 @@ def customers_by_ids(session: Session, *, actor: Principal, ids: list[int]) -> l
         stmt = scoped(select(Customer), Customer, actor).where(Customer.id.in_(chunk), Customer.merged_into_id.is_(None))
         found.update({c.id: c for c in session.scalars(stmt)})
     return [found[i] for i in ids if i in found]
+
+
+def stores_by_ids(session: Session, *, merchant_id: int, ids: list[int]) -> dict[int, int]:
+    """{id: store_id} of the live customers among `ids` that have a store, as plain tuples (analytics
+    reads the store of each day's people)."""
+    found: dict[int, int] = {}
+    for i in range(0, len(ids), 1000):
+        stmt = select(Customer.id, Customer.store_id).where(
+            Customer.merchant_id == merchant_id, Customer.id.in_(ids[i:i + 1000]), Customer.merged_into_id.is_(None),
+            Customer.store_id.is_not(None))
+        found.update({int(c): int(st) for c, st in session.execute(stmt)})
+    return found
+
+
+def stores_select(*, merchant_id: int) -> Select[Any]:
+    """A SELECT of (customer_id, store_id) of the live customers that have a store (`stores_by_ids` for
+    every customer), for analytics to join its per-person rows to in the database."""
+    return select(Customer.id.label("customer_id"), Customer.store_id.label("store_id")).where(
+        Customer.merchant_id == merchant_id, Customer.merged_into_id.is_(None), Customer.store_id.is_not(None))
 
 
 def staff_choices(session: Session, *, actor: Principal) -> dict[str, list[Any]]:

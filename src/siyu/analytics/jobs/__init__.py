@@ -1,3 +1,3 @@
 """The analytics jobs, one module per area."""
 
-from siyu.analytics.jobs import aggregates  # noqa: F401
+from siyu.analytics.jobs import aggregates, rfm  # noqa: F401

@@ -1,5 +1,6 @@
-"""analytics: the funnel people of each completed day join `analytics_daily_people` (GMV visitors);
-the current day is read from the funnel events by the views themselves."""
+"""analytics: each completed day's people (funnel steps, GMV visitors and buyers) are counted into
+`analytics_people_days` / `analytics_people_counts` (`service.people`); the current day is walked from its
+funnel events and orders by the views themselves."""
 
 from __future__ import annotations
 

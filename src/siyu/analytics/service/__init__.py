@@ -26,15 +26,16 @@ from siyu.analytics.service.rfm import (
     SEGMENT_ACTIONS,
     SEGMENT_LABELS,
     SEGMENTS,
+    MemberPage,
     RfmReport,
     delete_segment,
     get_segment,
-    iter_member_csv,
     list_segments,
-    member_rows,
+    member_csv,
     rfm,
     rfm_dict,
     save_segment,
+    segment_member_ids,
     segment_members,
 )
 from siyu.analytics.service.settings import Settings, get_settings, settings_dict, update_settings
@@ -152,10 +153,10 @@ def overview_dict(ov: Overview) -> dict[str, Any]:
 
 __all__ = [
     "GROUPS", "GROUP_LABELS", "SEGMENTS", "SEGMENT_ACTIONS", "SEGMENT_LABELS", "STEPS", "ChannelMix", "Cohorts",
-    "Decomposition", "Filters", "FissionReport", "Funnel", "GuideRow", "OrderFigures", "Overview", "RfmReport",
+    "Decomposition", "Filters", "FissionReport", "Funnel", "GuideRow", "MemberPage", "OrderFigures", "Overview", "RfmReport",
     "Settings", "channel_mix", "channel_mix_dict", "cohorts", "cohorts_dict", "decompose", "decomposition_dict",
     "delete_segment", "fission", "fission_dict", "funnel", "funnel_dict", "get_segment", "get_settings",
-    "iter_member_csv", "leaderboard", "leaderboard_dict", "list_segments", "make_filters", "member_rows",
+    "leaderboard", "leaderboard_dict", "list_segments", "make_filters", "member_csv",
     "new_customers_trend", "order_figures", "overview", "overview_dict", "rfm", "rfm_dict", "save_segment",
-    "segment_members", "settings_dict", "update_settings",
+    "segment_member_ids", "segment_members", "settings_dict", "update_settings",
 ]

@@ -58,10 +58,12 @@ def channel_mix(session: Session, *, actor: Principal, filters: Filters) -> Chan
     by_channel: dict[str, int] = defaultdict(int)
     by_day: dict[dt.date, dict[str, int]] = defaultdict(lambda: dict.fromkeys(GROUPS, 0))
     if aggregates.usable(session, merchant_id=actor.merchant_id):
-        # the daily buckets (a few per day) instead of every order of the period
-        for day, _s, _o, _g, ch, g, _c, n, total, refunded in aggregates.sales_rows(
+        # the daily buckets summed per day and channel in the database, instead of every order of the period
+        for day, ch, g, n, total, refunded in aggregates.sales_rows(
                 session, actor=actor, start=filters.start, end=filters.end, store_id=filters.store_id,
-                owner_id=filters.guide_id, channel=filters.channel, campaign=filters.campaign):
+                owner_id=filters.guide_id, channel=filters.channel, campaign=filters.campaign,
+                by=("day", "channel", "grp")):
+            n, total, refunded = int(n or 0), int(total or 0), int(refunded or 0)
             kept = total - refunded
             orders[g] += n
             gmv[g] += total

@@ -29,8 +29,9 @@ from siyu.analytics.service.common import (
     month_of,
     months_between,
 )
-from siyu.analytics.service.rfm import customer_ids_in_scope
+from siyu.analytics.service.rfm import customer_ids_in_scope, whole_merchant
 from siyu.core.auth import Principal
+from siyu.customers import service as customers
 from siyu.orders import service as orders
 
 
@@ -56,9 +57,12 @@ class Cohorts:
 
 def cohorts(session: Session, *, actor: Principal, filters: Filters) -> Cohorts:
     """Cohorts of the months the period touches (start's month to end's month)."""
-    scope = customer_ids_in_scope(session, actor=actor, store_id=filters.store_id, guide_id=filters.guide_id)
     if aggregates.usable(session, merchant_id=actor.merchant_id, until=filters.until):
-        return _from_aggregates(session, actor=actor, filters=filters, scope=scope)
+        # the customers in scope as a subquery: counted in the database, not loaded here
+        scope_select = None if whole_merchant(actor, store_id=filters.store_id, guide_id=filters.guide_id) else (
+            customers.scoped_ids(actor=actor, store_id=filters.store_id, owner_id=filters.guide_id))
+        return _from_aggregates(session, actor=actor, filters=filters, scope=scope_select)
+    scope = customer_ids_in_scope(session, actor=actor, store_id=filters.store_id, guide_id=filters.guide_id)
     first_month: dict[int, dt.date] = {}
     first_group: dict[int, str] = {}
     first_ok: dict[int, bool] = {}
@@ -109,9 +113,9 @@ def _months(filters: Filters) -> list[dt.date]:
     return months
 
 
-def _from_aggregates(session: Session, *, actor: Principal, filters: Filters, scope: set[int] | None) -> Cohorts:
+def _from_aggregates(session: Session, *, actor: Principal, filters: Filters, scope: Any) -> Cohorts:
     """The same cohorts from the per-customer rows (acquisition month and channel, months bought again as
-    bits), counted in the database; with a customer scope, counted here."""
+    bits), counted in the database (`scope`: None, or a SELECT of the customer ids in scope)."""
     months = _months(filters)
     last = months[-1]
     horizon = months_between(months[0], last)

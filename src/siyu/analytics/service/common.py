@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy import case, func, or_
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
@@ -129,6 +130,17 @@ def channel_group(f: PaidOrderFact) -> str:
     if f.fulfilment_type == "pickup":
         return "store"
     return "platform"
+
+
+def channel_group_sql(c: Any) -> Any:
+    """`channel_group` as a SQL CASE over the columns of `orders.paid_goods_select` (`c`: its columns),
+    generated from CHANNEL_GROUP and the same fallback rules, so the rebuild in the database and the
+    Python path cannot drift apart (tests/analytics/test_rebuild_sql.py checks every case)."""
+    sharer = or_(*(func.coalesce(col, 0) != 0 for col in (c.sharer_staff_id, c.sharer_customer_id,
+                                                          c.referrer_customer_id)))
+    fallback = case((or_(sharer, c.fulfilment_type == "leader"), "social"), (c.fulfilment_type == "pickup", "store"),
+                    else_="platform")
+    return case(CHANNEL_GROUP, value=c.channel, else_=fallback)
 
 
 def event_channel_group(channel: str | None) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from siyu.analytics.service import aggregates
+from siyu.analytics.service import aggregates, people
 from siyu.analytics.service.common import (
     Filters,
     bps,
@@ -121,8 +121,9 @@ def visitor_keys_by_day(session: Session, *, actor: Principal, filters: Filters)
 def _figures_from_aggregates(session: Session, *, actor: Principal, filters: Filters
                              ) -> tuple[DayFigures, list[DayFigures]]:
     """The brand-wide figures (no store, guide, channel or campaign) from the daily aggregates."""
-    people, visitors, buyers = aggregates.people_figures(session, merchant_id=actor.merchant_id,
-                                                         start=filters.start, end=filters.end)
+    counted = people.period_people(session, merchant_id=actor.merchant_id, start=filters.start, end=filters.end,
+                                   gmv=True)
+    visitors, buyers = counted.total("visitor"), counted.total("buyer")
     sales: dict[dt.date, list[int]] = defaultdict(lambda: [0, 0, 0])
     for day, *_k, n, total, refunded in aggregates.sales_rows(session, actor=actor, start=filters.start,
                                                                end=filters.end):
@@ -132,7 +133,7 @@ def _figures_from_aggregates(session: Session, *, actor: Principal, filters: Fil
         s[2] += refunded
     days = []
     for d in filters.day_list():
-        v, b = people.get(d, (0, 0))
+        v, b = counted.days.get(d, (0, 0))
         n, total, refunded = sales.get(d, (0, 0, 0))
         days.append(DayFigures(d, v, b, n, total, refunded))
     total = DayFigures(filters.start, visitors, buyers, sum(x.orders for x in days), sum(x.gmv_cents for x in days),

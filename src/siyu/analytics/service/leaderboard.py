@@ -43,46 +43,54 @@ class GuideRow:
 
 
 def leaderboard(session: Session, *, actor: Principal, filters: Filters) -> list[GuideRow]:
-    """Guides ranked by attributed sales (then id). A guide sees only their own row."""
+    """Guides ranked by attributed sales (then id). A guide sees only their own row. Owned and new
+    customers are counted per owner in the database; once the merchant's aggregates are built, the sales
+    and the repurchase come from them, grouped in the database too (a few rows per guide into Python)."""
     guides = merchants.list_staff(session, actor=actor, role=Role.GUIDE.value,
                                   store_id=filters.store_id)
     if filters.guide_id is not None:
         guides = [g for g in guides if g.id == filters.guide_id]
-    ids = {g.id for g in guides}
-    owned: dict[int, set[int]] = defaultdict(set)
-    new: dict[int, int] = defaultdict(int)
-    owner_of: dict[int, int] = {}
-    since, until = filters.since, filters.until
-    for cid, owner_id, _store, created_at in customers.customer_facts(session, actor=system_principal(actor.merchant_id)):
-        if owner_id in ids:
-            owned[owner_id].add(cid)
-            owner_of[cid] = owner_id
-            if since <= created_at < until:
-                new[owner_id] += 1
-    orders: dict[int, int] = defaultdict(int)
-    sales: dict[int, int] = defaultdict(int)
-    purchases: dict[int, int] = defaultdict(int)
+    ids = sorted(g.id for g in guides)
+    m = actor.merchant_id
+    counts = customers.owner_counts(session, merchant_id=m, owner_ids=ids, since=filters.since, until=filters.until)
     narrowing = dataclasses.replace(filters, store_id=None, guide_id=None)
-    if aggregates.usable(session, merchant_id=actor.merchant_id, until=until):
-        totals: Any = aggregates.customer_totals(session, merchant_id=actor.merchant_id)
+    if aggregates.is_built(session, merchant_id=m):
+        repurchase = aggregates.repurchase_by_owner(
+            session, merchant_id=m, owned=customers.owned_select(merchant_id=m, owner_ids=ids), until=filters.until)
+        sales = aggregates.sales_by_guide(session, merchant_id=m, start=filters.start, end=filters.end,
+                                          store_id=filters.store_id, channel=narrowing.channel,
+                                          campaign=narrowing.campaign, guide_ids=ids)
     else:
-        totals = ((cid, n) for cid, _first, _last, n, _kept in orders_service.customer_order_totals(
-            session, merchant_id=actor.merchant_id, until=until))
-    for cid, n in totals:
-        if cid in owner_of:
-            purchases[cid] = n
-    if aggregates.usable(session, merchant_id=actor.merchant_id):
-        for _day, _store, owner_id, guide_id, _ch, _g, _c, n, total, refunded in aggregates.sales_rows(
-                session, actor=actor, start=filters.start, end=filters.end, store_id=filters.store_id,
-                channel=narrowing.channel, campaign=narrowing.campaign, scope=False):
-            guide = guide_id or owner_id
-            if guide in ids:
-                orders[guide] += n
-                sales[guide] += total - refunded
-        return _ranked(guides, owned, new, orders, sales, purchases)
-    for f in order_facts(session, actor=system_principal(actor.merchant_id), filters=None, since=since, until=until,
-                         period=False):
-        kept = f.total_cents - f.refunded_cents
+        repurchase = _repurchase_from_orders(session, merchant_id=m, ids=set(ids), until=filters.until)
+        sales = _sales_from_orders(session, merchant_id=m, filters=filters, narrowing=narrowing, ids=set(ids))
+    rows = [GuideRow(g.id, g.name, g.store_id, *counts.get(g.id, (0, 0)), *sales.get(g.id, (0, 0)),
+                     *repurchase.get(g.id, (0, 0))) for g in guides]
+    rows.sort(key=lambda r: (-r.attributed_net_cents, r.guide_id))
+    return rows
+
+
+def _repurchase_from_orders(session: Session, *, merchant_id: int, ids: set[int], until: Any
+                            ) -> dict[int, tuple[int, int]]:
+    """{guide: (owned customers with a kept purchase before `until`, with two or more)} from the orders
+    (a merchant whose aggregates are not built: small)."""
+    owner_of = {cid: owner_id for cid, owner_id, _store, _created in customers.customer_facts(
+        session, actor=system_principal(merchant_id)) if owner_id in ids}
+    out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for cid, _first, _last, n, _kept in orders_service.customer_order_totals(session, merchant_id=merchant_id,
+                                                                             until=until):
+        owner = owner_of.get(cid)
+        if owner is not None and n >= 1:
+            out[owner][0] += 1
+            out[owner][1] += 1 if n >= 2 else 0
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _sales_from_orders(session: Session, *, merchant_id: int, filters: Filters, narrowing: Filters, ids: set[int]
+                       ) -> dict[int, tuple[int, int]]:
+    """{guide: (orders, net cents)} of the period's paid goods orders attributed to them, from the orders."""
+    out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for f in order_facts(session, actor=system_principal(merchant_id), filters=None, since=filters.since,
+                         until=filters.until, period=False):
         if not channel_matches(narrowing.channel, f.channel, channel_group(f)):
             continue
         if narrowing.campaign is not None and f.campaign != narrowing.campaign:
@@ -91,20 +99,9 @@ def leaderboard(session: Session, *, actor: Principal, filters: Filters) -> list
             continue
         guide = f.guide_id or f.owner_id
         if guide in ids:
-            orders[guide] += 1
-            sales[guide] += kept
-    return _ranked(guides, owned, new, orders, sales, purchases)
-
-
-def _ranked(guides: list[Any], owned: dict[int, set[int]], new: dict[int, int], orders: dict[int, int],
-            sales: dict[int, int], purchases: dict[int, int]) -> list[GuideRow]:
-    rows = []
-    for g in guides:
-        buyers = [c for c in owned[g.id] if purchases.get(c, 0) >= 1]
-        rows.append(GuideRow(g.id, g.name, g.store_id, len(owned[g.id]), new[g.id], orders[g.id], sales[g.id],
-                             len(buyers), sum(1 for c in buyers if purchases[c] >= 2)))
-    rows.sort(key=lambda r: (-r.attributed_net_cents, r.guide_id))
-    return rows
+            out[guide][0] += 1
+            out[guide][1] += f.total_cents - f.refunded_cents
+    return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 def leaderboard_dict(rows: list[GuideRow], filters: Filters) -> dict[str, Any]:

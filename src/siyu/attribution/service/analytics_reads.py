@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from siyu.attribution.models.shares import FissionEdge, FunnelEvent, Share, Touch
@@ -17,19 +18,47 @@ KIND_NAMES = {1: "exposure", 2: "view", 3: "add_to_cart", 4: "order", 5: "pay"}
 
 
 def funnel_event_rows(session: Session, *, merchant_id: int, start: dt.date, end: dt.date,
-                      kinds: tuple[str, ...] | None = None
+                      kinds: tuple[str, ...] | None = None, ordered: bool = False,
+                      customer_id: int | None = None, visitor_id: str | None = None
                       ) -> Iterator[tuple[dt.date, str, int | None, str | None, str | None, int | None]]:
     """(day, kind name, customer_id, visitor_id, channel, share_id) of every funnel event on the Shanghai
-    days start..end (inclusive)."""
+    days start..end (inclusive); `ordered`: in (day, time, id) order. Only one customer's events when
+    `customer_id` is given, only one anonymous visitor's when `visitor_id` is."""
     stmt = select(FunnelEvent.day, FunnelEvent.kind, FunnelEvent.customer_id, FunnelEvent.visitor_id,
                   FunnelEvent.channel, FunnelEvent.share_id).where(
         FunnelEvent.merchant_id == merchant_id, FunnelEvent.day >= start, FunnelEvent.day <= end)
     if kinds is not None:
         codes = [k for k, name in KIND_NAMES.items() if name in kinds]
         stmt = stmt.where(FunnelEvent.kind.in_(codes))
+    if customer_id is not None:
+        stmt = stmt.where(FunnelEvent.customer_id == customer_id)
+    elif visitor_id is not None:
+        stmt = stmt.where(FunnelEvent.visitor_id == visitor_id, FunnelEvent.customer_id.is_(None))
+    if ordered:
+        stmt = stmt.order_by(FunnelEvent.day, FunnelEvent.at, FunnelEvent.id)
     for day, kind, customer_id, visitor_id, channel, share_id in session.execute(
             stmt.execution_options(yield_per=BATCH)):
         yield day, KIND_NAMES.get(int(kind), str(kind)), customer_id, visitor_id, channel, share_id
+
+
+def funnel_events_select(dialect: str, *, merchant_id: int, end: dt.date) -> Select[Any]:
+    """The merchant's funnel events (the five kinds) on the Shanghai days up to `end` as a Select for
+    set-based work in the database (the people rebuild: INSERT … SELECT): kind, day, at, event_id,
+    customer_id, visitor_id, channel."""
+    e = FunnelEvent
+    # SQLite would walk (merchant_id, day, kind) and fetch nearly every row out of order; "+ 0" keeps it
+    # off that index (as `orders.paid_goods_select` does): reading the table through is several times faster.
+    sqlite = dialect == "sqlite"
+    merchant, day = (e.merchant_id + 0, func.coalesce(e.day, e.day)) if sqlite else (e.merchant_id, e.day)
+    return select(e.kind.label("kind"), e.day.label("day"), e.at.label("at"), e.id.label("event_id"),
+                  e.customer_id.label("customer_id"), e.visitor_id.label("visitor_id"),
+                  e.channel.label("channel")).where(merchant == merchant_id, day <= end,
+                                                    e.kind.in_(list(KIND_NAMES)))
+
+
+def first_funnel_day(session: Session, *, merchant_id: int) -> dt.date | None:
+    """The Shanghai day of the merchant's first funnel event (None: none yet)."""
+    return session.scalar(select(func.min(FunnelEvent.day)).where(FunnelEvent.merchant_id == merchant_id))
 
 
 def share_rows(session: Session, *, merchant_id: int, start: dt.datetime | None = None, end: dt.datetime | None = None

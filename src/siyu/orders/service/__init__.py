@@ -47,8 +47,13 @@ from siyu.orders.service.facts import (
     PaidOrderFact,
     customer_order_totals,
     customer_purchase_months,
+    fact_of_paid_event,
     first_purchase_facts,
+    order_now,
+    paid_goods_select,
+    paid_order_fact,
     paid_order_facts,
+    shanghai_day,
 )
 from siyu.orders.service.lifecycle import (
     BulkShipRow,
@@ -103,6 +108,7 @@ from siyu.orders.service.settings import get_order_settings, update_order_settin
 
 __all__ = [
     "PaidOrderFact", "customer_order_totals", "customer_purchase_months", "first_purchase_facts", "paid_order_facts",
+    "fact_of_paid_event", "paid_goods_select", "paid_order_fact", "order_now", "shanghai_day",
     "move_customer_rows", "create_service_order", "refund_service_order",
     "OrderOnHold", "hold_fulfilment", "release_fulfilment",
     "EXPORT_COLUMNS", "BulkShipRow", "CartItem", "OrderDetail", "OrderFilter", "OrderSettings", "OutOfStock",
