@@ -117,3 +117,20 @@ def test_a_failing_seeder_leaves_nothing_behind(demo_database: Database, monkeyp
 
 def test_demo_now_is_local_midnight_in_utc() -> None:
     assert demo_now(dt.date(2026, 5, 20)) == dt.datetime(2026, 5, 19, 16, 0, tzinfo=dt.UTC)
+
+
+def test_demo_funnel_narrows_from_exposure_to_repurchase(demo_database: Database) -> None:
+    # given the demo (its bulk orders carry what their buyers browsed, beside shoppers who left)
+    ctx = seed_demo(demo_database, scale=SCALE, now=NOW)
+    from siyu.analytics import service as analytics
+    from siyu.core.auth import system_principal
+
+    # when the brand looks at its funnel over the demo's year
+    day = NOW.astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+    filters = analytics.make_filters(start=day - dt.timedelta(days=364), end=day)
+    with demo_database.scope() as session:
+        counts = analytics.funnel(session, actor=system_principal(ctx.merchant_id), filters=filters).overall.counts
+
+    # then each step has fewer people than the one before it, as a shop's funnel does
+    assert counts["exposure"] > counts["view"] > counts["order"] >= counts["pay"] >= counts["repurchase"] > 0, counts
+    assert counts["add_to_cart"] > 0, counts

@@ -502,11 +502,23 @@ def _write(session: Session, ctx: DemoContext, orders: list[_Order], addresses: 
         (oid, o, r, rid) for rid, (oid, o, r) in zip(refund_ids, refunds, strict=True) if r.status == "refunded"]
         if refunds else [])
     ctx.data["order_ids"] = order_ids
-    # The funnel's order and pay steps, with each customer's last touch (bulk orders emit no events).
+    # The funnel (bulk orders emit no events), each row with its customer's last touch: what the buyer browsed
+    # (most through the cart, every fifth with "buy now"), the order and the payment; and, beside each order,
+    # shoppers who left: two anonymous visitors (one only saw the product in a list) and, for every other order,
+    # a customer who put it in the cart an hour before and did not buy.
+    customer_ids = ctx.data["customer_ids"]
+    step = attribution_funnel.OrderStep
+    visit = attribution_funnel.Visit
     attribution_funnel.record_order_steps(session, merchant_id=merchant_id, orders=[
-        attribution_funnel.OrderStep(order_id=oid, customer_id=o.customer_id, total_cents=o.total,
-                                     created_at=o.created_at, paid_cents=o.total if o.paid_at else 0, paid_at=o.paid_at)
-        for oid, o in zip(order_ids, orders, strict=True)])
+        step(order_id=oid, customer_id=o.customer_id, total_cents=o.total, created_at=o.created_at,
+             paid_cents=o.total if o.paid_at else 0, paid_at=o.paid_at,
+             browsed=("exposure", "view") if i % 5 == 0 else ("exposure", "view", "add_to_cart"))
+        for i, (oid, o) in enumerate(zip(order_ids, orders, strict=True))], visits=[
+        v for i, o in enumerate(orders) for v in (
+            visit(at=o.created_at - 30 * MINUTE, steps=("exposure",), visitor_id=f"demo-look{merchant_id}-{i:07d}a"),
+            visit(at=o.created_at - 20 * MINUTE, steps=("exposure", "view"), visitor_id=f"demo-look{merchant_id}-{i:07d}b"),
+            *((visit(at=o.created_at - 60 * MINUTE, steps=("exposure", "view", "add_to_cart"),
+                     customer_id=customer_ids[(i * 7919) % len(customer_ids)]),) if i % 2 == 0 else ()))])
     session.flush()
 
 

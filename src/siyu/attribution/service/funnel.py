@@ -116,14 +116,34 @@ class OrderStep:
     created_at: dt.datetime
     paid_cents: int = 0
     paid_at: dt.datetime | None = None
+    # What the customer did in the shop before ordering (e.g. ("exposure", "view", "add_to_cart")), written
+    # BROWSE_MINUTES apart before `created_at`.
+    browsed: tuple[str, ...] = ()
 
 
-def record_order_steps(session: Session, *, merchant_id: int, orders: list[OrderStep]) -> int:
-    """Order and pay rows for many orders at once (orders written in bulk, e.g. the demo's year of orders,
-    which emit no events), each with its customer's last touch at that time. Returns the rows written."""
-    if not orders:
+@dataclasses.dataclass(frozen=True)
+class Visit:
+    """A visit that looked without ordering (bulk, e.g. the demo's shoppers who left): its steps from `at`
+    on, one BROWSE_MINUTES apart; a customer's or an anonymous visitor's."""
+
+    at: dt.datetime
+    steps: tuple[str, ...]
+    customer_id: int | None = None
+    visitor_id: str | None = None
+
+
+BROWSE_MINUTES = 3
+
+
+def record_order_steps(session: Session, *, merchant_id: int, orders: list[OrderStep],
+                       visits: Iterable[Visit] = ()) -> int:
+    """Funnel rows for many orders at once (orders written in bulk, e.g. the demo's year of orders, which
+    emit no events): what each customer browsed before, the order and the payment, and `visits` that
+    looked without ordering; each row with its customer's last touch at that time. Returns the rows written."""
+    visits = list(visits)
+    if not orders and not visits:
         return 0
-    customer_ids = sorted({o.customer_id for o in orders})
+    customer_ids = sorted({o.customer_id for o in orders} | {v.customer_id for v in visits if v.customer_id})
     touches: dict[int, list[tuple[dt.datetime, int, str, int | None]]] = {}
     for start in range(0, len(customer_ids), 1000):
         for row in session.execute(
@@ -141,15 +161,30 @@ def record_order_steps(session: Session, *, merchant_id: int, orders: list[Order
         return {"touch_id": touch_id, "channel": channel, "share_id": share_id}
 
     rows = []
+
+    def add(kind: str, at: dt.datetime, customer_id: int | None, visitor_id: str | None, order_id: int | None,
+            cents: int) -> None:
+        if kind not in FUNNEL_KINDS:
+            raise field_error("kind", "Unknown funnel event.")
+        where = context(customer_id, at) if customer_id is not None else {"touch_id": None, "channel": None,
+                                                                         "share_id": None}
+        rows.append({"merchant_id": merchant_id, "kind": FUNNEL_KINDS[kind], "at": at,
+                     "day": at.astimezone(clock.SHANGHAI).date(), "customer_id": customer_id,
+                     "visitor_id": valid_visitor_id(visitor_id), **where, "product_id": None, "order_id": order_id,
+                     "amount_cents": cents})
+
+    step = dt.timedelta(minutes=BROWSE_MINUTES)
     for o in orders:
-        steps = [("order", o.created_at, o.total_cents)]
+        for i, kind in enumerate(o.browsed):
+            add(kind, o.created_at - step * (len(o.browsed) - i), o.customer_id, None, None, 0)
+        add("order", o.created_at, o.customer_id, None, o.order_id, o.total_cents)
         if o.paid_at is not None:
-            steps.append(("pay", o.paid_at, o.paid_cents))
-        for kind, at, cents in steps:
-            rows.append({"merchant_id": merchant_id, "kind": FUNNEL_KINDS[kind], "at": at,
-                         "day": at.astimezone(clock.SHANGHAI).date(), "customer_id": o.customer_id, "visitor_id": None,
-                         **context(o.customer_id, at), "product_id": None, "order_id": o.order_id,
-                         "amount_cents": cents})
+            add("pay", o.paid_at, o.customer_id, None, o.order_id, o.paid_cents)
+    for v in visits:
+        if v.customer_id is None and valid_visitor_id(v.visitor_id) is None:
+            continue
+        for i, kind in enumerate(v.steps):
+            add(kind, v.at + step * i, v.customer_id, v.visitor_id, None, 0)
     session.flush()
     for start in range(0, len(rows), 2000):
         session.connection().execute(insert(FunnelEvent.__table__), rows[start:start + 2000])
