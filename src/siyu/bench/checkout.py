@@ -472,13 +472,29 @@ def _check_flash_sale(setup: Setup, reserved: int, paid: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- round trips of one checkout
 
 
+def _count_round_trips(database: Any) -> Counter:
+    """A counter of the database's statements, commits and savepoints from now on (engine events)."""
+    from sqlalchemy import event
+
+    counts: Counter = Counter()
+
+    def on(name: str) -> Any:
+        def count(*_args: Any, **_kwargs: Any) -> None:
+            counts[name] += 1
+        return count
+
+    event.listen(database.engine, "before_cursor_execute", on("statements"))
+    event.listen(database.engine, "commit", on("commits"))
+    event.listen(database.engine, "savepoint", on("savepoints"))
+    return counts
+
+
 def trace_one_checkout(setup: Setup) -> dict[str, Any]:
     """One checkout (create, pay, confirm) through the app in this process, counting per request the
     SQL statements sent, the transactions committed and the savepoints taken (event handlers
     included: they run inline after each commit)."""
     import warnings
 
-    from sqlalchemy import event
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette's note about httpx in its TestClient
@@ -490,16 +506,7 @@ def trace_one_checkout(setup: Setup) -> dict[str, Any]:
     from siyu.db import Database, use_database
 
     database = Database(setup.url)
-    counts = Counter()
-
-    def on(name: str) -> Any:
-        def count(*_args: Any, **_kwargs: Any) -> None:
-            counts[name] += 1
-        return count
-
-    event.listen(database.engine, "before_cursor_execute", on("statements"))
-    event.listen(database.engine, "commit", on("commits"))
-    event.listen(database.engine, "savepoint", on("savepoints"))
+    counts = _count_round_trips(database)
     try:
         with use_database(database):
             with database.scope() as session:
@@ -591,7 +598,6 @@ def _one_run(url: str, *, checkouts: int, warmup: int, mode: str) -> dict[str, A
     new bench merchant; what the measured ones cost."""
     import warnings
 
-    from sqlalchemy import event
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette's note about httpx in its TestClient
@@ -606,16 +612,7 @@ def _one_run(url: str, *, checkouts: int, warmup: int, mode: str) -> dict[str, A
     total = warmup + checkouts
     setup = prepare(url, stock=total + 10, skus=1, flash_sale=mode == "flash_sale")
     database = Database(url)
-    counts: Counter = Counter()
-
-    def on(name: str) -> Any:
-        def count(*_args: Any, **_kwargs: Any) -> None:
-            counts[name] += 1
-        return count
-
-    event.listen(database.engine, "before_cursor_execute", on("statements"))
-    event.listen(database.engine, "commit", on("commits"))
-    event.listen(database.engine, "savepoint", on("savepoints"))
+    counts = _count_round_trips(database)
     clock = _HandlerClock(counts)
     steps_cpu = dict.fromkeys(STEPS, 0.0)
     steps_counts: dict[str, Counter] = {name: Counter() for name in STEPS}
