@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from tests.browser.helpers import fill_new_address
+
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -43,13 +45,7 @@ def test_customer_buys_and_pays_then_staff_ship(live_server, page) -> None:
     assert page.locator("[data-testid=checkout-items]").inner_text().count("浏览器好茶") == 1
 
     # with a new delivery address
-    form = page.locator("form[data-testid=checkout-form]")
-    form.locator("input[name=name]").fill("王五")
-    form.locator("input[name=phone]").fill("13700001234")
-    form.locator("input[name=province]").fill("上海市")
-    form.locator("input[name=city]").fill("上海市")
-    form.locator("input[name=district]").fill("徐汇区")
-    form.locator("input[name=detail]").fill("漕溪北路 88 号")
+    fill_new_address(page)
     page.screenshot(path="/tmp/siyu-browser-checkout.png", full_page=True)
     with page.expect_navigation():
         page.click("[data-testid=place-order]")

@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+from tests.browser.helpers import fill_new_address
+
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -69,13 +71,7 @@ def test_balance_page_recharge_and_checkout_with_balance(live_server, page) -> N
     page.goto(f"{shop}/p/{product_id}")
     with page.expect_navigation():
         page.click("[data-testid=buy]")
-    form = page.locator("form[data-testid=checkout-form]")
-    form.locator("input[name=name]").fill("王五")
-    form.locator("input[name=phone]").fill("13700001234")
-    form.locator("input[name=province]").fill("上海市")
-    form.locator("input[name=city]").fill("上海市")
-    form.locator("input[name=district]").fill("徐汇区")
-    form.locator("input[name=detail]").fill("漕溪北路 88 号")
+    fill_new_address(page)
     with page.expect_navigation():
         page.click("[data-testid=update-total]")
     # the price breakdown says how much stored value can pay
