@@ -11,11 +11,14 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi import routing as fastapi_routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from siyu import DOMAINS, __version__, _has_module
@@ -244,6 +247,88 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
 
 
+class _PrefixGate:
+    """`matches` of one included router that first looks the request path's leading segments up in the
+    shapes of its routes' paths: a router none of whose routes can match is passed over with a set
+    lookup or two instead of trying each route's pattern in turn (~650 routes; the shop API's requests
+    used to try most of them). A shape is a route path's first segments, a whole-segment parameter as
+    a wildcard, cut before a segment a parameter shares with text or a `:path` parameter. Exact: a
+    path a route matches (fully or partly) has that route's shape. A router with a route not matched
+    by its path alone (a mount, a host, a websocket route) is always asked. Computed on the router's
+    first request (when FastAPI builds its route state anyway); routes are not added after create_app."""
+
+    DEPTH = 6  # "", "api", "v1", "shop", "{slug}", "orders"
+
+    def __init__(self, included: Any) -> None:
+        self.included = included
+        self.matches = included.matches
+        # [(length, wildcard positions, shapes)], None until the first request; [] = always ask.
+        self.groups: list[tuple[int, tuple[int, ...], frozenset[tuple[str | None, ...]]]] | None = None
+
+    @classmethod
+    def _shape(cls, path: str) -> tuple[str | None, ...]:
+        shape: list[str | None] = []
+        for segment in path.split("/")[:cls.DEPTH]:
+            if "{" in segment or "}" in segment:
+                if not (segment.startswith("{") and segment.endswith("}") and segment.count("{") == 1
+                        and ":path" not in segment):
+                    break
+                shape.append(None)
+            else:
+                shape.append(segment)
+        return tuple(shape)
+
+    def _groups(self) -> list[tuple[int, tuple[int, ...], frozenset[tuple[str | None, ...]]]]:
+        by_mask: dict[tuple[int, tuple[int, ...]], set[tuple[str | None, ...]]] = {}
+        contexts = getattr(self.included, "effective_route_contexts", None)
+        if contexts is None:  # another FastAPI than the one this was written for: always ask
+            return []
+        for context in contexts():
+            if isinstance(context.original_route, APIRoute):
+                path = context.path
+            elif type(context.starlette_route) is Route:
+                path = context.starlette_route.path
+            else:
+                return []
+            shape = self._shape(path)
+            if len(shape) < 2:
+                return []
+            wild = tuple(i for i, part in enumerate(shape) if part is None)
+            by_mask.setdefault((len(shape), wild), set()).add(shape)
+        return [(length, wild, frozenset(shapes)) for (length, wild), shapes in by_mask.items()]
+
+    def __call__(self, scope: Scope) -> tuple[Match, Scope]:
+        groups = self.groups
+        if groups is None:
+            groups = self.groups = self._groups()
+        if not groups:
+            return self.matches(scope)
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root) and (path == root or path[len(root)] == "/"):
+            path = path[len(root):]  # as starlette's route matching sees it (get_route_path)
+        segments = path.split("/", self.DEPTH)
+        for length, wild, shapes in groups:
+            if len(segments) < length:
+                continue
+            key = segments[:length]
+            for i in wild:
+                key[i] = None
+            if tuple(key) in shapes:
+                return self.matches(scope)
+        return Match.NONE, {}
+
+
+def _gate_included_routers(app: FastAPI) -> None:
+    """Gate each included router (FastAPI's private `_IncludedRouter`: without it, e.g. another FastAPI
+    release, the routes are matched as FastAPI does)."""
+    included = getattr(fastapi_routing, "_IncludedRouter", None)
+    if included is None:
+        return
+    for route in app.router.routes:
+        if isinstance(route, included):
+            route.matches = _PrefixGate(route)  # type: ignore[method-assign]  # the instance's, not the class's
+
+
 def _include_domain_routers(app: FastAPI) -> None:
     for domain in DOMAINS:
         for module in ("api", "views"):
@@ -290,6 +375,7 @@ def create_app(settings: Settings | None = None, *, configure_database: bool = T
     # Domain routes first: a route under /static (e.g. Plotly's JS served from the installed package)
     # must win over the /static mount.
     _include_domain_routers(app)
+    _gate_included_routers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", StaticFiles(directory=str(settings.media_dir)), name="media")

@@ -348,6 +348,9 @@ def bench_analytics(
     views: Annotated[str | None, typer.Option(help="Time only these views, comma-separated (e.g. rfm,funnel).")] = None,
     rebuild: Annotated[bool, typer.Option(
         help="With --reuse: --no-rebuild keeps the aggregates an earlier run rebuilt (views only).")] = True,
+    variants: Annotated[str | None, typer.Option(
+        help="Also time each view narrowed: these variants, comma-separated (default all: store, guide, as_guide, "
+             "group, channel, campaign, past; 'none' for none).")] = None,
 ) -> None:
     """Generate a deterministic merchant (COPY on PostgreSQL, executemany on SQLite) and time every
     analytics view next to the same computation as plain SQL (a temporary SQLite file by default).
@@ -355,11 +358,13 @@ def bench_analytics(
     from siyu.bench import analytics as bench
 
     names = tuple(v.strip() for v in views.split(",") if v.strip()) if views else bench.VIEWS
+    narrowed = bench.VARIANTS if variants is None else tuple(
+        v.strip() for v in variants.split(",") if v.strip() and v.strip() != "none")
     try:
         text = bench.dumps(bench.run(customers=customers, orders=orders, database_url=database_url, days=days,
                                      repeat=repeat, keep=keep, reuse=reuse, merchant_id=merchant_id,
                                      generate_only=generate_only, skip_naive=skip_naive, views=names,
-                                     rebuild=rebuild))
+                                     rebuild=rebuild, variants=narrowed))
     except RuntimeError as exc:
         _fail(str(exc))
     if output is not None:

@@ -38,15 +38,15 @@ def set_channel(db, order: Order, channel: str | None, **more) -> None:
 
 
 def paid_order(db, merchant, customer, *, when: dt.datetime, price_cents: int, quantity: int = 1,
-               channel: str | None = None, fulfilment=None) -> Order:
-    """An order placed and paid at `when`; its attribution snapshot names `channel` from its creation on
-    (as checkout writes it), so the `order.paid` payload carries it too."""
+               channel: str | None = None, fulfilment=None, campaign: str | None = None) -> Order:
+    """An order placed and paid at `when`; its attribution snapshot names `channel` (and `campaign`) from its
+    creation on (as checkout writes it), so the `order.paid` payload carries it too."""
     sku = make_sku(db, merchant=merchant, price_cents=price_cents, stock=10)
     with clock.frozen(when):
         order = make_order(db, merchant=merchant, customer=customer, items=[(sku, quantity)],
                            status="pending_payment", fulfilment=fulfilment)
-        if channel is not None:
-            set_channel(db, order, channel)
+        if channel is not None or campaign is not None:
+            set_channel(db, order, channel, **({"campaign": campaign} if campaign else {}))
         pay(db, order)
     return order
 

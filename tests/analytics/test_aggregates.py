@@ -148,6 +148,15 @@ def test_every_view_reads_the_same_numbers_from_the_aggregates(db, sales):
     event(db, sales["merchant"], "view", at(2026, 6, 10, 8), visitor="visitor-0001")
     event(db, sales["merchant"], "exposure", at(2026, 6, 10, 8), visitor="visitor-0009")
     event(db, sales["merchant"], "view", at(2026, 6, 10, 9), customer=sales["c5"])
+    # after END, in its month: c1 buys again (April's cohort comes back in June only after END) and c8 buys
+    # for the first time (June's cohort gains them only after END)
+    paid_order(db, sales["merchant"], sales["c1"], when=at(2026, 6, 9, 12), price_cents=1100, channel="guide_qr")
+    c8 = make_customer(db, merchant=sales["merchant"], nickname="c8")
+    paid_order(db, sales["merchant"], c8, when=at(2026, 6, 8, 12), price_cents=1300, channel="moments")
+    for end in (END, TODAY):
+        f, year = Filters(start=START, end=end), Filters(start=dt.date(2026, 4, 1), end=end)
+        cases += [(admin, dataclasses.replace(f, channel="moments"), dataclasses.replace(year, channel="moments")),
+                  (admin, dataclasses.replace(f, campaign="spring"), dataclasses.replace(year, campaign="spring"))]
     # given every view computed from the orders (aggregates not built)
     before = [_views(db, a, f, y) for a, f, y in cases]
     # when the aggregates are built

@@ -49,6 +49,8 @@ def test_bad_filters_are_422_not_500(db, client, sales):
     assert r.status_code == 422 and r.json()["error"]["details"]["fields"]["start"]
     assert client.get("/api/v1/admin/analytics/rfm?start=yesterday", headers=h).status_code == 422
     assert client.get("/api/v1/admin/analytics/funnel?store_id=-3", headers=h).status_code == 422
+    bogus = client.get(f"/api/v1/admin/analytics/funnel?{Q}&channel=telepathy", headers=h)
+    assert bogus.status_code == 422 and bogus.json()["error"]["details"]["fields"]["channel"]
     assert client.get("/api/v1/admin/analytics/gmv").status_code == 401
 
 
@@ -132,3 +134,14 @@ def test_a_guide_sees_figures_of_their_own_customers_in_chinese(db, client, sale
     h = auth_headers(db, sales["guide_a"])
     rfm = client.get(f"/api/v1/admin/analytics/rfm?{Q}&customers=true", headers=h).json()
     assert sorted(c["customer_id"] for c in rfm["customers"]) == sorted([sales["c1"].id, sales["c2"].id])
+
+
+def test_the_channel_filter_offers_touch_channels_and_says_how_people_are_placed(db, client, sales):
+    console_login(client, sales["admin"])
+    page = client.get(f"/console/analytics/funnel?{Q}&channel=guide_qr").text
+    assert '<option value="guide_qr" selected>' in page and 'value="social"' in page
+    assert 'data-testid="touch-note"' in page
+    assert 'data-testid="touch-note"' not in client.get(f"/console/analytics/funnel?{Q}").text
+    h = auth_headers(db, sales["admin"])
+    funnel = client.get(f"/api/v1/admin/analytics/funnel?{Q}&channel=guide_qr", headers=h).json()
+    assert funnel["filters"]["channel"] == "guide_qr" and funnel["overall"]["counts"]["pay"] >= 1

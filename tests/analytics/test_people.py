@@ -16,7 +16,7 @@ from siyu.analytics import service as analytics
 from siyu.analytics.models import PeopleCount, PeopleDay
 from siyu.analytics.service import aggregates, people
 from siyu.analytics.service.common import Filters
-from siyu.attribution.models.shares import FunnelEvent
+from siyu.attribution.models.shares import FunnelEvent, Share
 from siyu.attribution.service import shares
 from siyu.core import clock
 from siyu.core.auth import Role, system_principal
@@ -24,7 +24,7 @@ from siyu.customers import service as customers
 from siyu.orders import service as orders
 from tests.analytics.conftest import at, event, paid_order, refund, set_channel
 from tests.analytics.test_aggregates import run_new_events
-from tests.factories.attribution import make_touch
+from tests.factories.attribution import make_share, make_touch
 from tests.factories.customers import make_customer
 from tests.factories.merchants import make_merchant, make_staff, make_store, principal_of
 from tests.factories.orders import pickup
@@ -74,7 +74,7 @@ def shop(db):
     db.flush()
     with clock.frozen(NOW):
         yield {"m": m, "admin": principal_of(db, admin), "a": store_a.id, "b": store_b.id, "ca": ca, "cb": cb,
-               "cc": cc, "cd": cd, "guide_b": guide_b}
+               "cc": cc, "cd": cd, "guide_b": guide_b, "o2": o2, "store_b": store_b}
 
 
 def figures(db, shop) -> dict:
@@ -99,7 +99,8 @@ def counts(fig: dict) -> dict:
 def rows(db, merchant_id: int) -> tuple[set, set]:
     d, c = PeopleDay, PeopleCount
     days = {tuple(r) for r in db.execute(select(d.person, d.step, d.day, d.grp, d.store_id, d.prev_day, d.second_day,
-                                                d.orders).where(d.merchant_id == merchant_id))}
+                                                d.orders, d.owner_id, d.channel, d.campaign).where(
+        d.merchant_id == merchant_id))}
     cnt = {tuple(r) for r in db.execute(select(c.day, c.step, c.grp, c.store_id, c.prev_day, c.second_day, c.n).where(
         c.merchant_id == merchant_id, c.n != 0))}
     return days, cnt
@@ -158,7 +159,7 @@ def test_people_counted_by_rebuild_job_and_handlers_equal_the_walk(db, shop):
     assert figures(db, shop) == walked
     kept = rows(db, m)
     assert (f"c{shop['cc'].id}", people.PAY, dt.date(2026, 6, 2), "platform", 0, people.NONE_DAY,
-            dt.date(2026, 6, 8), 1) in kept[0]
+            dt.date(2026, 6, 8), 1, 0, "", "") in kept[0]
     # then a rebuild writes the same rows
     aggregates.rebuild(db, merchant_id=m)
     assert rows(db, m) == kept
@@ -255,6 +256,10 @@ def test_the_set_based_rebuild_writes_the_rows_of_the_day_by_day_fold(db):
         cs = [make_customer(db, merchant=m, owner=guide if i % 3 == 0 else None, nickname=f"r{i}") for i in range(7)]
     channels = [None, "live", "moments", "store_qr", "search", "guide_qr", "nonsense"]
     through = dt.date(2026, 6, 14)
+    spring = Share(merchant_id=m.id, code="pr-spring", target_type="page", channel="moments", campaign="spring")
+    plain = Share(merchant_id=m.id, code="pr-plain", target_type="page", channel="chat")
+    db.add_all([spring, plain])
+    db.flush()
     rows_in = []
     for day in range(1, 17):  # 06-15 and 06-16 are after `through`
         for _ in range(rnd.randint(3, 14)):
@@ -263,7 +268,8 @@ def test_the_set_based_rebuild_writes_the_rows_of_the_day_by_day_fold(db):
             rows_in.append(FunnelEvent(
                 merchant_id=m.id, kind=rnd.choice([1, 2, 2, 3, 4, 5, 5]), at=when,
                 day=when.astimezone(clock.SHANGHAI).date(), channel=rnd.choice(channels),
-                customer_id=cs[who].id if who < 7 else None, visitor_id=f"vis-{who}" if who < 9 else None))
+                customer_id=cs[who].id if who < 7 else None, visitor_id=f"vis-{who}" if who < 9 else None,
+                share_id=rnd.choice([None, None, None, spring.id, plain.id])))
     rows_in.append(FunnelEvent(merchant_id=m.id, kind=7, at=at(2026, 6, 3), day=dt.date(2026, 6, 3),
                                customer_id=cs[1].id, channel="live"))
     db.add_all(rows_in)
@@ -273,7 +279,7 @@ def test_the_set_based_rebuild_writes_the_rows_of_the_day_by_day_fold(db):
         o = paid_order(db, m, c, when=at(2026, 6, day, rnd.choice([0, 10, 23]), rnd.choice([0, 59])),
                        price_cents=1000 + n, fulfilment=pickup(store) if n % 5 == 0 else None)
         if n % 4:
-            set_channel(db, o, rnd.choice(channels))
+            set_channel(db, o, rnd.choice(channels), **({"campaign": "spring"} if n % 3 == 0 else {}))
         if n == 7:
             refund(db, o, when=at(2026, 6, 16))
     twin = at(2026, 6, 9, 15)
@@ -293,7 +299,110 @@ def test_the_set_based_rebuild_writes_the_rows_of_the_day_by_day_fold(db):
     assert max(r[2] for r in days) == through
     assert {r[1] for r in days} == set(people.STEPS.values())
     assert len({r[3] for r in days}) >= 4 and {r[4] for r in days} == {0, store.id}
+    assert {r[8] for r in days} == {0, guide.id} and len({r[9] for r in days}) >= 5
+    assert {r[10] for r in days} == {"", "spring"}
+    assert {r[3] for r in days if r[1] == people.VISITOR} > {"platform"}
+    assert {r[9] for r in days if r[1] == people.BUYER} > {""}
     assert "vNone" in {r[0] for r in days}
     pay = [r for r in days if r[1] == people.PAY]
     assert {r[6] for r in pay} - {people.NONE_DAY, people.PENDING} and people.PENDING in {r[6] for r in pay}
     assert any(r[5] != people.NONE_DAY for r in days)
+
+
+def scoped_figures(db, shop, manager_b) -> dict:
+    """Funnel and GMV of P and P3 narrowed to a guide, a store, a channel group, a touch channel and a
+    campaign, and as seen by the guide and by the store's manager."""
+    admin, guide_b = shop["admin"], principal_of(db, shop["guide_b"])
+    cases = {"guide": (admin, dataclasses.replace(P, guide_id=shop["guide_b"].id)), "as guide": (guide_b, P),
+             "store": (admin, dataclasses.replace(P, store_id=shop["b"])), "as manager": (manager_b, P),
+             "moments": (admin, dataclasses.replace(P, channel="moments")),
+             "social": (admin, dataclasses.replace(P, channel="social")),
+             "spring": (admin, dataclasses.replace(P, campaign="spring")),
+             "live": (admin, dataclasses.replace(P3, channel="live"))}
+    out = {}
+    for name, (actor, f) in cases.items():
+        g = analytics.decomposition_dict(analytics.decompose(db, actor=actor, filters=f))
+        assert sum(g["contributions_cents"].values()) == g["change_cents"]
+        out[name] = (analytics.funnel_dict(analytics.funnel(db, actor=actor, filters=f))["overall"]["counts"],
+                     tuple(g["current"][k] for k in ("visitors", "buyers", "orders", "gmv_cents")),
+                     [(d["day"][5:], d["visitors"], d["buyers"]) for d in g["days"] if d["visitors"]])
+    return out
+
+
+def test_a_guide_a_store_a_channel_and_a_campaign_are_counted_from_the_rows_as_the_walk_counts_them(db, shop):
+    m = shop["m"]
+    # given visitor-7 arriving through cB's spring share on moments (06-04), cB's 06-06 order of that campaign
+    spring = make_share(db, merchant=m, channel="moments", campaign="spring", customer=shop["cb"])
+    make_touch(db, merchant=m, share=spring, visitor_id="visitor-0777", at=at(2026, 6, 4, 9))
+    event(db, m, "view", at(2026, 6, 4, 10), visitor="visitor-0777")
+    event(db, m, "add_to_cart", at(2026, 6, 4, 10, 5), visitor="visitor-0777")
+    set_channel(db, shop["o2"], "moments", campaign="spring")
+    manager = principal_of(db, make_staff(db, merchant=m, role=Role.STORE_MANAGER, store=shop["store_b"],
+                                          username="pp-mb"))
+    db.flush()
+    walked = scoped_figures(db, shop, manager)
+    # then cB alone is guide B's and store B's: first seen in P on 06-03 (cart), paid 06-06 (a repurchase)
+    cb = (z(add_to_cart=1, order=1, pay=1, repurchase=1), (1, 1, 1, 5000), [("06-03", 1, 0), ("06-04", 1, 0),
+                                                                          ("06-06", 1, 1)])
+    assert walked["guide"] == walked["as guide"] == walked["store"] == walked["as manager"] == cb
+    # moments, social and spring: visitor-7's view and cart, cB's order and pay (moments, spring); in GMV
+    # visitor-7 is the visitor (cB's first day in P came through no channel) and cB the buyer
+    spread = (z(view=1, add_to_cart=1, order=1, pay=1, repurchase=1), (1, 1, 1, 5000), [("06-04", 1, 0),
+                                                                                        ("06-06", 1, 1)])
+    assert walked["moments"] == walked["social"] == walked["spring"] == spread
+    # live in P3: cA's view 06-05 (after their live touch) and payment today, cC's live order 06-08 (their second)
+    assert walked["live"] == (z(view=1, order=2, pay=2, repurchase=1), (2, 2, 2, 5000),
+                              [("06-05", 1, 0), ("06-08", 1, 1), ("06-10", 1, 1)])
+    # when built on 06-08 (06-08 .. today walked), and when the daily job has counted through 06-09
+    with clock.frozen(at(2026, 6, 8, 10)):
+        aggregates.rebuild(db, merchant_id=m.id)
+    assert scoped_figures(db, shop, manager) == walked
+    aggregates.advance_people(db, today=dt.date(2026, 6, 10))
+    assert scoped_figures(db, shop, manager) == walked
+
+
+def walked_figures(db, shop) -> dict:
+    """The figures walked from the events and orders alone (the aggregates set aside for the moment)."""
+    with db.begin_nested() as sp:
+        db.execute(aggregates.AggregateState.__table__.delete())
+        out = figures(db, shop)
+        sp.rollback()
+    return out
+
+
+def test_todays_people_are_kept_as_provisional_rows_the_views_bring_up_to_date(db, shop):
+    m = shop["m"].id
+    aggregates.rebuild(db, merchant_id=m)  # days through 06-09
+    # when the job writes today's people so far (10:00)
+    assert people.fold_today(db, merchant_id=m, now=NOW) > 0
+    assert db.scalar(select(PeopleDay.id).where(PeopleDay.merchant_id == m, PeopleDay.day == NOW.date()).limit(1))
+    # then the views read them and give the walk's numbers
+    assert figures(db, shop) == walked_figures(db, shop)
+    # when the day goes on: a new visitor, cA views again, cC pays a third order, cD pays their first
+    event(db, shop["m"], "exposure", at(2026, 6, 10, 10, 30), visitor="visitor-0042")
+    event(db, shop["m"], "view", at(2026, 6, 10, 10, 31), customer=shop["ca"])
+    paid_order(db, shop["m"], shop["cc"], when=at(2026, 6, 10, 10, 32), price_cents=900, channel="moments")
+    paid_order(db, shop["m"], shop["cd"], when=at(2026, 6, 10, 10, 40), price_cents=700)
+    db.flush()
+    # then the views walk only the people whose day changed since the job's run, with the same numbers
+    walked = walked_figures(db, shop)
+    assert counts(walked["P3"])["all"] == z(exposure=2, view=1, order=4, pay=4, repurchase=2)
+    with clock.frozen(at(2026, 6, 10, 10, 45)):
+        assert figures(db, shop) == walked
+        # and after the next run (10:45) too
+        assert people.fold_today(db, merchant_id=m, now=at(2026, 6, 10, 10, 45)) > 0
+        assert figures(db, shop) == walked
+        # a merge today re-counts both people's days, today's provisional rows included
+        shares.move_customer(db, merchant_id=m, source_id=shop["cd"].id, target_id=shop["cc"].id)
+        orders.move_customer_rows(db, merchant_id=m, source_id=shop["cd"].id, target_id=shop["cc"].id)
+        people.on_customer_merged(db, merchant_id=m, source_id=shop["cd"].id, target_id=shop["cc"].id)
+        merged = walked_figures(db, shop)
+        assert figures(db, shop) == merged
+    # when the daily job counts 06-10 as a completed day, its provisional rows give way to the day's rows,
+    # the same a rebuild writes
+    with clock.frozen(at(2026, 6, 11, 9)):
+        aggregates.advance_people(db, today=dt.date(2026, 6, 11))
+        assert people.fold_today(db, merchant_id=m, now=at(2026, 6, 11, 9)) == 0  # nothing yet on 06-11
+        kept = rows(db, m)
+        aggregates.rebuild(db, merchant_id=m)
+        assert rows(db, m) == kept

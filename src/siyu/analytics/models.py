@@ -66,6 +66,13 @@ class AggregateState(IdMixin, Base):
     people_through: Mapped[dt.date | None] = mapped_column()
     # The last outbox event the rebuild saw the effects of: the handlers skip events up to it.
     events_through: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Today's people so far (`service.people.fold_today`, every job tick): the day of the provisional rows
+    # in analytics_people_days (None: none), and when they were last brought up to date.
+    today_day: Mapped[dt.date | None] = mapped_column()
+    today_walked_at: Mapped[dt.datetime | None] = mapped_column()
+    # When a rebuild last filled analytics_customer_dim_stats (None: built before that table existed, so
+    # its rows are incomplete and RFM with a channel or campaign reads the orders until the next rebuild).
+    dims_built_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class CustomerPurchaseStats(IdMixin, Base):
@@ -98,7 +105,37 @@ class CustomerPurchaseStats(IdMixin, Base):
                       Index("ix_analytics_customer_stats_rfm", "merchant_id", "kept_orders", "kept_cents",
                             "last_paid_at"),
                       Index("ix_analytics_customer_stats_kept_cents", "merchant_id", "kept_cents"),
-                      Index("ix_analytics_customer_stats_last_paid", "merchant_id", "last_paid_at"))
+                      Index("ix_analytics_customer_stats_last_paid", "merchant_id", "last_paid_at"),
+                      # the leaderboard's repurchase: owned customers looked up by id, read from the index alone
+                      Index("ix_analytics_customer_stats_paid_times", "merchant_id", "customer_id", "first_paid_at",
+                            "second_paid_at"))
+
+
+class CustomerDimStats(IdMixin, Base):
+    """A customer's kept goods orders (not refunded whole) of one dimension, in one row: `dim` is
+    "g:<channel group>", "c:<touch channel>" or "k:<campaign>" of the order (an order counts in its group,
+    and in its channel and campaign when it has them). RFM with a channel or campaign filter is scored
+    over these rows as RFM without one is over `CustomerPurchaseStats`. Only dimensions with a kept order
+    have a row."""
+
+    __tablename__ = "analytics_customer_dim_stats"
+
+    merchant_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    dim: Mapped[str] = mapped_column(String(210))
+    kept_orders: Mapped[int] = mapped_column(Integer, default=0)
+    kept_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_paid_at: Mapped[dt.datetime] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("merchant_id", "dim", "customer_id"),
+                      # a customer's rows (recomputed on a refund or merge)
+                      Index("ix_analytics_customer_dim_stats_customer", "merchant_id", "customer_id"),
+                      # RFM: the quintile cut points are read as the n-th value along these; the first
+                      # also covers the scoring scan
+                      Index("ix_analytics_customer_dim_stats_rfm", "merchant_id", "dim", "kept_orders", "kept_cents",
+                            "last_paid_at"),
+                      Index("ix_analytics_customer_dim_stats_kept_cents", "merchant_id", "dim", "kept_cents"),
+                      Index("ix_analytics_customer_dim_stats_last_paid", "merchant_id", "dim", "last_paid_at"))
 
 
 class DailySales(IdMixin, Base):
@@ -127,11 +164,13 @@ class DailySales(IdMixin, Base):
 class PeopleDay(IdMixin, Base):
     """One person's funnel step on one Shanghai day (see `service.people`): the person ("c<customer id>",
     else "v<visitor cookie>"), the step (`people.STEPS` codes: the five funnel events, a GMV visitor, a
-    buyer), the channel group of the day's first such event and the customer's store when the day was
-    counted, the person's previous day with the step (`prev_day`; 1900-01-01 for none), for a pay row
-    the day the person reached two paid goods orders (`second_day`: 1900-01-01 when already,
-    9999-12-31 not yet) and their paid goods orders by the day's end (`orders`, capped at 2). The counts
-    in `PeopleCount` are these rows summed; a person is re-counted from them when merged or signed in."""
+    buyer), the touch of the day's first such event (its channel group, its touch channel when a known one,
+    the campaign of its share or order), the customer's store and owner when the day was counted, the
+    person's previous day with the step (`prev_day`; 1900-01-01 for none), for a pay row the day the person
+    reached two paid goods orders (`second_day`: 1900-01-01 when already, 9999-12-31 not yet) and their
+    paid goods orders by the day's end (`orders`, capped at 2). The counts in `PeopleCount` are these rows
+    summed; a guide's, a touch channel's or a campaign's people are counted from these rows themselves
+    (their indexes); a person is re-counted from them when merged or signed in."""
 
     __tablename__ = "analytics_people_days"
 
@@ -144,8 +183,14 @@ class PeopleDay(IdMixin, Base):
     prev_day: Mapped[dt.date] = mapped_column()
     second_day: Mapped[dt.date] = mapped_column()
     orders: Mapped[int] = mapped_column(SmallInteger, default=0)
+    owner_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    channel: Mapped[str] = mapped_column(String(20), default="")
+    campaign: Mapped[str] = mapped_column(String(200), default="")
 
-    __table_args__ = (UniqueConstraint("merchant_id", "person", "step", "day", name="uq_analytics_people_days"),)
+    __table_args__ = (UniqueConstraint("merchant_id", "person", "step", "day", name="uq_analytics_people_days"),
+                      Index("ix_analytics_people_days_owner", "merchant_id", "owner_id", "day"),
+                      Index("ix_analytics_people_days_channel", "merchant_id", "channel", "day"),
+                      Index("ix_analytics_people_days_campaign", "merchant_id", "campaign", "day"))
 
 
 class PeopleCount(IdMixin, Base):
@@ -175,9 +220,11 @@ class RfmSnapshot(IdMixin, Base):
     """RFM segment counts and kept value of one merchant as of the end of one Shanghai day, per scope: the
     whole merchant (store 0, owner 0), one store, one owner (guide), one store × owner. `basis` names the
     scoring ("quintiles", or "thresholds:" and the cut points), since quintile cut points are taken within
-    each scope. A row with an empty `segment` marks the day as written (`customers`: the merchant's scored
-    customers); a scope without rows had nobody scored. The RFM trend reads the day before its period here
-    instead of recomputing every customer's history."""
+    each scope. A row with an empty `segment` of the whole merchant marks the day as written (`customers`:
+    the merchant's scored customers); each scope with someone scored has one too (its scored customers, cut
+    points and score distribution); a scope without rows had nobody scored. The RFM trend reads the day
+    before its period here, and a period ending on a past day its report, instead of recomputing every
+    customer's history."""
 
     __tablename__ = "analytics_rfm_snapshots"
 
@@ -189,6 +236,11 @@ class RfmSnapshot(IdMixin, Base):
     segment: Mapped[str] = mapped_column(String(20), default="")
     customers: Mapped[int] = mapped_column(Integer, default=0)
     value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # On a scope's row with an empty `segment` (the scope's scored customers and their value): the rest
+    # of that scope's report as of the day, {"cuts": {"r"|"f"|"m": [4 ints]}, "distribution": {"r"|"f"|"m":
+    # [customers scoring 1..5]}}, so a period ending that day is read from here. None in snapshots
+    # written before it was kept.
+    scores: Mapped[dict[str, Any] | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("merchant_id", "day", "basis", "store_id", "owner_id", "segment",
                                        name="uq_analytics_rfm_snapshots_row"),)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from siyu.analytics import service
+from siyu.attribution.service.shares import CHANNEL_LABELS, CHANNELS
 from siyu.core import clock
 from siyu.core.auth import system_principal
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
@@ -202,6 +203,7 @@ def _page(request: Request, session: Any, principal: Any, view: str, template: s
         **context, "view": view, "views": VIEWS, "filters": filters, "raw": raw, "errors": errors,
         "plotly_version": plotly.__version__, "active_menu": "analytics", "choices": choices,
         "groups": service.GROUPS, "group_labels": service.GROUP_LABELS, "qs": filters.query_string(),
+        "channel_labels": {c: CHANNEL_LABELS.get(c, c) for c in CHANNELS},
         "merchant_name": merchants.get_merchant(session, principal.merchant_id).name})
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -27,6 +27,18 @@ MAX_KEY_LENGTH = 200
 
 def request_fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# The two statements of a first attempt, built once (values as parameters): their cache keys and compiled
+# forms are computed once, not per request.
+_KEYS = IdempotencyKey.__table__
+_CLAIM = {
+    dialect: insert_(_KEYS).on_conflict_do_nothing(index_elements=["merchant_id", "scope", "key"]).returning(_KEYS.c.id)
+    for dialect, insert_ in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_ANSWER = (update(_KEYS).where(_KEYS.c.id == bindparam("claimed_id", type_=_KEYS.c.id.type))
+           .values(status_code=bindparam("answer_status", type_=_KEYS.c.status_code.type),
+                   response=bindparam("answer", type_=_KEYS.c.response.type)))
 
 
 def run_idempotent(
@@ -48,19 +60,13 @@ def run_idempotent(
     # One statement claims the key: INSERT … ON CONFLICT DO NOTHING RETURNING id. A racing twin waits
     # on the unique index (PostgreSQL) or the write lock (SQLite), then finds the row and replays.
     dialect = session.get_bind().dialect.name
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     # Plain Core on the session's connection (these statements need nothing from the ORM).
-    keys = IdempotencyKey.__table__
-    claimed = session.connection().execute(
-        insert_(keys)
-        .values(merchant_id=merchant_id, scope=scope, key=key, request_hash=fingerprint, created_at=clock.now())
-        .on_conflict_do_nothing(index_elements=["merchant_id", "scope", "key"])
-        .returning(keys.c.id)
-    ).scalar()
+    claimed = session.connection().execute(_CLAIM[dialect], {
+        "merchant_id": merchant_id, "scope": scope, "key": key, "request_hash": fingerprint,
+        "created_at": clock.now()}).scalar()
     if claimed is not None:
         status, body = fn()
-        session.connection().execute(update(keys).where(keys.c.id == claimed).values(status_code=status,
-                                                                                     response=body))
+        session.connection().execute(_ANSWER, {"claimed_id": claimed, "answer_status": status, "answer": body})
         return JSONResponse(body, status_code=status)
     existing = _find(session, merchant_id, scope, key)
     if existing is None:  # pragma: no cover - the row that blocked us was rolled back; let the client retry

@@ -10,7 +10,21 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, case, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -680,10 +694,92 @@ def _expire_loaded(session: Session, customer_id: int) -> None:
         session.expire(loaded)
 
 
+# record_paid_order's common case (a live customer: no merge to follow) on PostgreSQL in one statement: the
+# customer checked, the change recorded (ON CONFLICT: once per order) and the stats bumped; `live` 0 sends
+# the caller the long way (a merged or unknown customer). A fixed text, compiled once. SQLite has no
+# data-modifying CTE: the check and the record are one INSERT … SELECT there, the UPDATE a second statement.
+_PAID_BUMP = """
+    first_purchase_at = CASE WHEN first_purchase_at IS NULL OR first_purchase_at > :at THEN :at
+                             ELSE first_purchase_at END,
+    last_purchase_at = CASE WHEN last_purchase_at IS NULL OR last_purchase_at <= :at THEN :at
+                            ELSE last_purchase_at END,
+    last_order_cents = CASE WHEN last_purchase_at IS NULL OR last_purchase_at <= :at THEN :amount
+                            ELSE last_order_cents END,
+    max_order_cents = CASE WHEN max_order_cents < :amount THEN :amount ELSE max_order_cents END"""
+_PAID_RECORD = """
+    INSERT INTO customer_stat_changes (merchant_id, customer_id, order_id, kind, ref_id, amount_cents, happened_at,
+                                       created_at)
+    SELECT :merchant_id, c.id, :order_id, 'paid', 0, :amount, :at, :now FROM customers AS c
+    WHERE c.id = :customer_id AND c.merchant_id = :merchant_id AND c.merged_into_id IS NULL
+    ON CONFLICT (merchant_id, order_id, kind, ref_id) DO NOTHING RETURNING customer_id"""
+_PAID_SQL = {
+    "postgresql": f"""
+        WITH live AS (SELECT id FROM customers
+                      WHERE id = :customer_id AND merchant_id = :merchant_id AND merged_into_id IS NULL),
+        counted AS ({_PAID_RECORD}),
+        bumped AS (
+            UPDATE customers SET updated_at = :now, paid_orders = paid_orders + 1,
+                total_spent_cents = total_spent_cents + :amount, {_PAID_BUMP}
+            FROM counted WHERE customers.id = counted.customer_id RETURNING customers.id)
+        SELECT (SELECT count(*) FROM live) AS live, (SELECT count(*) FROM bumped) AS bumped""",
+    "sqlite": _PAID_RECORD,
+}
+_PAID_STATEMENTS = {
+    dialect: text(sql).bindparams(
+        bindparam("at", type_=UTCDateTime()), bindparam("now", type_=UTCDateTime()),
+        bindparam("merchant_id", type_=BigInteger()), bindparam("customer_id", type_=BigInteger()),
+        bindparam("order_id", type_=BigInteger()), bindparam("amount", type_=BigInteger()))
+    for dialect, sql in _PAID_SQL.items()
+}
+
+
+def _record_paid_fast(session: Session, *, merchant_id: int, customer_id: int, order_id: int, amount_cents: int,
+                      paid_at: dt.datetime) -> bool | None:
+    """record_paid_order for a live customer (see `_PAID_SQL`); None: not a live customer of the
+    merchant (merged, unknown) or, on SQLite, maybe already counted: the long way decides."""
+    if not _valid_id(order_id) or not _valid_id(customer_id) or amount_cents < 0 or paid_at.tzinfo is None:
+        return None  # the long way raises
+    session.flush()
+    dialect = session.get_bind().dialect.name
+    if dialect not in _PAID_STATEMENTS:
+        return None
+    params = {"merchant_id": merchant_id, "customer_id": customer_id, "order_id": order_id, "amount": amount_cents,
+              "at": paid_at, "now": clock.now()}
+    row = session.connection().execute(_PAID_STATEMENTS[dialect], params).first()
+    if dialect == "postgresql":
+        assert row is not None
+        if not row.live:
+            return None
+        if not row.bumped:
+            return False
+    elif row is None:
+        return None
+    else:
+        at = literal(paid_at, UTCDateTime())
+        amount = literal(amount_cents)
+        is_latest = or_(Customer.last_purchase_at.is_(None), Customer.last_purchase_at <= at)
+        session.connection().execute(
+            update(Customer).where(Customer.id == customer_id, Customer.merchant_id == merchant_id).values(
+                paid_orders=Customer.paid_orders + 1,
+                total_spent_cents=Customer.total_spent_cents + amount,
+                first_purchase_at=case((or_(Customer.first_purchase_at.is_(None), Customer.first_purchase_at > at),
+                                        at), else_=Customer.first_purchase_at),
+                last_purchase_at=case((is_latest, at), else_=Customer.last_purchase_at),
+                last_order_cents=case((is_latest, amount), else_=Customer.last_order_cents),
+                max_order_cents=case((Customer.max_order_cents < amount, amount), else_=Customer.max_order_cents),
+            ).execution_options(synchronize_session=False))
+    _expire_loaded(session, customer_id)
+    return True
+
+
 def record_paid_order(session: Session, *, merchant_id: int, customer_id: int, order_id: int, amount_cents: int,
                       paid_at: dt.datetime) -> bool:
-    """Count a paid order in the customer's stats (one UPDATE). Idempotent per order: True when
-    applied, False when this order was already counted."""
+    """Count a paid order in the customer's stats (one statement on PostgreSQL, two on SQLite for a live
+    customer). Idempotent per order: True when applied, False when this order was already counted."""
+    fast = _record_paid_fast(session, merchant_id=merchant_id, customer_id=customer_id, order_id=order_id,
+                             amount_cents=amount_cents, paid_at=paid_at)
+    if fast is not None:
+        return fast
     target = _stat_change(session, merchant_id=merchant_id, customer_id=customer_id, order_id=order_id,
                           kind="paid", ref_id=0, amount_cents=amount_cents, at=paid_at)
     if target is None:
@@ -924,23 +1020,25 @@ def customers_by_ids(session: Session, *, actor: Principal, ids: list[int]) -> l
     return [found[i] for i in ids if i in found]
 
 
-def stores_by_ids(session: Session, *, merchant_id: int, ids: list[int]) -> dict[int, int]:
-    """{id: store_id} of the live customers among `ids` that have a store, as plain tuples (analytics
-    reads the store of each day's people)."""
-    found: dict[int, int] = {}
+def placements_by_ids(session: Session, *, merchant_id: int, ids: list[int]) -> dict[int, tuple[int, int]]:
+    """{id: (store_id, owner_id)} (0 for none) of the live customers among `ids` that have a store or an
+    owner, as plain tuples (analytics reads where each day's people belong)."""
+    found: dict[int, tuple[int, int]] = {}
     for i in range(0, len(ids), 1000):
-        stmt = select(Customer.id, Customer.store_id).where(
+        stmt = select(Customer.id, Customer.store_id, Customer.owner_id).where(
             Customer.merchant_id == merchant_id, Customer.id.in_(ids[i:i + 1000]), Customer.merged_into_id.is_(None),
-            Customer.store_id.is_not(None))
-        found.update({int(c): int(st) for c, st in session.execute(stmt)})
+            or_(Customer.store_id.is_not(None), Customer.owner_id.is_not(None)))
+        found.update({int(c): (int(st or 0), int(ow or 0)) for c, st, ow in session.execute(stmt)})
     return found
 
 
-def stores_select(*, merchant_id: int) -> Select[Any]:
-    """A SELECT of (customer_id, store_id) of the live customers that have a store (`stores_by_ids` for
-    every customer), for analytics to join its per-person rows to in the database."""
-    return select(Customer.id.label("customer_id"), Customer.store_id.label("store_id")).where(
-        Customer.merchant_id == merchant_id, Customer.merged_into_id.is_(None), Customer.store_id.is_not(None))
+def placements_select(*, merchant_id: int) -> Select[Any]:
+    """A SELECT of (customer_id, store_id, owner_id) of the live customers that have a store or an owner
+    (`placements_by_ids` for every customer), for analytics to join its per-person rows to in the database."""
+    return select(Customer.id.label("customer_id"), Customer.store_id.label("store_id"),
+                  Customer.owner_id.label("owner_id")).where(
+        Customer.merchant_id == merchant_id, Customer.merged_into_id.is_(None),
+        or_(Customer.store_id.is_not(None), Customer.owner_id.is_not(None)))
 
 
 def staff_choices(session: Session, *, actor: Principal) -> dict[str, list[Any]]:

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import BigInteger, ColumnElement, String, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -21,6 +21,7 @@ from siyu.core import clock
 from siyu.core.auth import Principal
 from siyu.core.errors import Conflict, ValidationFailed
 from siyu.core.pagination import Page, paginate
+from siyu.db import UTCDateTime
 from siyu.ledger.models import LedgerAccount, LedgerEntry
 
 MAX_KEY_LENGTH = 200
@@ -144,6 +145,10 @@ def post_new(session: Session, *, merchant_id: int, kind: str, owner_type: str, 
     # goes out first, so the account's row lock is still the last one taken.
     session.flush()
     conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return _post_new_pg(session, conn, merchant_id=merchant_id, kind=kind, owner_type=owner_type,
+                            owner_id=owner_id, delta=delta, reason=reason, idempotency_key=idempotency_key,
+                            note=note, ref_type=ref_type, ref_id=ref_id, actor=actor, now=now)
     accounts = LedgerAccount.__table__
     row = conn.execute(
         update(accounts)
@@ -167,6 +172,46 @@ def post_new(session: Session, *, merchant_id: int, kind: str, owner_type: str, 
         note=(note or "")[:500], idempotency_key=idempotency_key, ref_type=ref_type, ref_id=ref_id,
         actor_type=actor.kind if actor else "system", actor_id=actor.subject_id if actor else None, created_at=now,
     ))
+    return int(new_balance)
+
+
+# post_new on PostgreSQL in one statement: the conditional UPDATE of the account and the INSERT of the
+# entry as a data-modifying CTE (no row back: no such account, or the balance is short). Compiled once.
+_POST_NEW_PG = text("""
+    WITH account AS (
+        UPDATE ledger_accounts SET balance = balance + :delta, updated_at = :now
+        WHERE merchant_id = :merchant_id AND kind = :kind AND owner_type = :owner_type AND owner_id = :owner_id
+          AND balance + :delta >= 0
+        RETURNING id, balance)
+    INSERT INTO ledger_entries (merchant_id, account_id, delta, balance_after, reason, note, idempotency_key,
+                                ref_type, ref_id, actor_type, actor_id, created_at)
+    SELECT :merchant_id, account.id, :delta, account.balance, :reason, :note, :key, :ref_type, :ref_id,
+           :actor_type, :actor_id, :now FROM account
+    RETURNING account_id, balance_after""").bindparams(
+    bindparam("now", type_=UTCDateTime()), bindparam("delta", type_=BigInteger()),
+    bindparam("merchant_id", type_=BigInteger()), bindparam("owner_id", type_=BigInteger()),
+    bindparam("ref_id", type_=BigInteger()), bindparam("actor_id", type_=BigInteger()),
+    *(bindparam(name, type_=String()) for name in ("kind", "owner_type", "reason", "note", "key", "ref_type",
+                                                    "actor_type")))
+
+
+def _post_new_pg(session: Session, conn: Any, *, merchant_id: int, kind: str, owner_type: str, owner_id: int,
+                 delta: int, reason: str, idempotency_key: str, note: str, ref_type: str | None, ref_id: int | None,
+                 actor: Principal | None, now: Any) -> int:
+    row = conn.execute(_POST_NEW_PG, {
+        "now": now, "delta": delta, "merchant_id": merchant_id, "kind": kind, "owner_type": owner_type,
+        "owner_id": owner_id, "reason": reason[:40], "note": (note or "")[:500], "key": idempotency_key,
+        "ref_type": ref_type, "ref_id": ref_id, "actor_type": actor.kind if actor else "system",
+        "actor_id": actor.subject_id if actor else None}).first()
+    if row is None:
+        return post(session, merchant_id=merchant_id, kind=kind, owner_type=owner_type, owner_id=owner_id,
+                    delta=delta, reason=reason, idempotency_key=idempotency_key, note=note, ref_type=ref_type,
+                    ref_id=ref_id, actor=actor).balance_after
+    account_id, new_balance = row
+    loaded = session.identity_map.get(identity_key(LedgerAccount, account_id))
+    if loaded is not None:
+        set_committed_value(loaded, "balance", new_balance)
+        set_committed_value(loaded, "updated_at", now)
     return int(new_balance)
 
 

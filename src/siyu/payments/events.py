@@ -2,7 +2,8 @@
 payment). `orders` subscribes: payment.succeeded marks its order paid (or refunds a late payment
 of a cancelled order); payment.refunded records the refund on the order. The plain case (a pending
 order paid in full) orders already records in the payment's own transaction, through
-`service.register_payment_recorder`; its handler then finds it done."""
+`service.register_payment_recorder`, and the event is then written processed (its handler would find it
+done: `core.events.settle`)."""
 
 from __future__ import annotations
 

@@ -17,17 +17,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from sqlalchemy import String, cast, func, insert, literal, select, update
+from sqlalchemy import String, bindparam, cast, func, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from siyu.core import clock, ids
 from siyu.core.auth import Principal, get_scoped, scoped
 from siyu.core.errors import Conflict, NotFound, field_error
-from siyu.core.events import emit
+from siyu.core.events import emit, settle
 from siyu.core.pagination import Page, paginate
 from siyu.merchants import service as merchants_service
 from siyu.merchants.models import Merchant
@@ -125,15 +125,20 @@ class NotificationOutcome:
 # written, with the payment's row lock held: the domain that sold what was paid for (orders) records it
 # in the same transaction instead of in a second one after the commit. It must not wait for other locks
 # and must leave anything but the plain case to its `payment.succeeded` handler (which runs after the
-# commit, idempotently, and finds the plain case already done).
-PaymentRecorder = Callable[[Session, events.PaymentSucceeded, int], None]
+# commit, idempotently, and finds the plain case already done). It returns True when it recorded the
+# payment in full: the `payment.succeeded` handlers it names (`settles`) then have nothing left to do,
+# and when they are all of the event's handlers the event is written processed (`core.events.settle`):
+# no second transaction after the commit.
+PaymentRecorder = Callable[[Session, events.PaymentSucceeded, int], bool | None]
 _recorder: PaymentRecorder | None = None
+_recorder_settles: tuple[str, ...] = ()
 
 
-def register_payment_recorder(fn: PaymentRecorder | None) -> None:
-    """Plug in (or, with None, remove) what records a succeeded payment in its own transaction."""
-    global _recorder
-    _recorder = fn
+def register_payment_recorder(fn: PaymentRecorder | None, *, settles: Collection[str] = ()) -> None:
+    """Plug in (or, with None, remove) what records a succeeded payment in its own transaction;
+    `settles`: the keys of the `payment.succeeded` handlers its True answer makes redundant."""
+    global _recorder, _recorder_settles
+    _recorder, _recorder_settles = fn, tuple(settles)
 
 
 # ==================================================================== what orders calls
@@ -521,24 +526,36 @@ def _lock_payment(session: Session, *, merchant_id: int, payment_id: int) -> Pay
     return payment
 
 
+# The statement of `_insert_with_trade_no`, built once (its values as bind parameters): one object, so
+# SQLAlchemy's cache key and compiled form are computed once, not per payment.
+_payment_insert: tuple[tuple[str, ...], Any] | None = None
+
+
+def _build_payment_insert() -> tuple[tuple[str, ...], Any]:
+    table = Payment.__table__
+    keys = tuple(c.key for c in sa_inspect(Payment).column_attrs if c.key not in ("id", "out_trade_no"))
+    new = select(func.nextval(func.pg_get_serial_sequence("payments", "id")).label("id")).cte("new_payment_id")
+    digits = cast(new.c.id, String)
+    trade_no = bindparam("prefix", type_=String()) + func.lpad(digits, func.greatest(12, func.length(digits)), "0")
+    columns = [table.c[k] for k in keys]
+    stmt = (insert(table).from_select(
+        ["id", "out_trade_no", *(c.name for c in columns)],
+        select(new.c.id, trade_no, *(bindparam(f"v_{k}", type_=c.type) for k, c in zip(keys, columns, strict=True))))
+        .returning(table.c.id, table.c.out_trade_no))
+    return keys, stmt
+
+
 def _insert_with_trade_no(session: Session, payment: Payment, prefix: str) -> Payment:
     """PostgreSQL: write a new payment in one statement, its id from the table's sequence and its
     out_trade_no (`prefix` + the id in at least 12 digits) made from that id in the same INSERT … SELECT;
     the row joins the session as loaded (nothing to read back). Returns the session's copy."""
     session.flush()
-    table = Payment.__table__
-    values = {c.key: getattr(payment, c.key) for c in sa_inspect(Payment).column_attrs
-              if c.key not in ("id", "out_trade_no")}
-    new = select(func.nextval(func.pg_get_serial_sequence("payments", "id")).label("id")).cte("new_payment_id")
-    digits = cast(new.c.id, String)
-    trade_no = literal(prefix, String) + func.lpad(digits, func.greatest(12, func.length(digits)), "0")
-    columns = [table.c[k] for k in values]
-    row = session.connection().execute(
-        insert(table).from_select(
-            ["id", "out_trade_no", *(c.name for c in columns)],
-            select(new.c.id, trade_no, *(literal(values[k], c.type) for k, c in zip(values, columns, strict=True))))
-        .returning(table.c.id, table.c.out_trade_no)
-    ).one()
+    global _payment_insert
+    if _payment_insert is None:
+        _payment_insert = _build_payment_insert()
+    keys, stmt = _payment_insert
+    values = {k: getattr(payment, k) for k in keys}
+    row = session.connection().execute(stmt, {"prefix": prefix, **{f"v_{k}": v for k, v in values.items()}}).one()
     loaded = Payment(id=row.id, out_trade_no=row.out_trade_no, **values)
     make_transient_to_detached(loaded)
     session.add(loaded)
@@ -563,9 +580,9 @@ def _mark_succeeded(session: Session, payment: Payment, *, txn_id: str | None, p
     succeeded = events.PaymentSucceeded(payment_id=payment.id, order_id=payment.order_id,
                                         customer_id=payment.customer_id, amount_cents=payment.amount_cents,
                                         method=payment.method, paid_at=paid_at)
-    emit(session, events.PAYMENT_SUCCEEDED, succeeded, merchant_id=payment.merchant_id)
-    if _recorder is not None:
-        _recorder(session, succeeded, payment.merchant_id)
+    written = emit(session, events.PAYMENT_SUCCEEDED, succeeded, merchant_id=payment.merchant_id)
+    if _recorder is not None and _recorder(session, succeeded, payment.merchant_id) and _recorder_settles:
+        settle(session, written, handled=_recorder_settles)
 
 
 def _check_refundable(session: Session, payment: Payment, amount_cents: int, *, exclude_id: int | None = None) -> None:

@@ -3,12 +3,15 @@
 - `analytics_daily_sales`: paid goods orders per Shanghai day × store × owner × attributed guide × touch
   channel × channel group × campaign (orders, GMV, refunded cents, refunds booked to the day of the sale);
 - `analytics_customer_stats`: one row per customer with a paid goods order (orders, kept orders and
-  cents, first and last kept purchase, the acquisition channel of the first, the months bought again).
+  cents, first and last kept purchase, the acquisition channel of the first, the months bought again);
+- `analytics_customer_dim_stats`: one row per customer × channel group, touch channel and campaign of
+  their kept orders (kept orders and cents, last purchase): RFM with a channel or campaign filter.
 
 Kept up to date by the handlers on `order.paid` / `order.refunded` / `customer.merged`
 (`siyu.analytics.handlers.aggregates`): a payment adds to its day's bucket and to its customer's row (a
-few statements from the event's payload: the handler runs on every checkout), a refund adds its amount to
-the bucket of the sale, and a refund or a merge recomputes the customer's row from their orders
+few statements from the event's payload: the handler runs on every checkout; their dimension rows move
+with it), a refund adds its amount to the bucket of the sale, and a refund or a merge recomputes the
+customer's rows from their orders
 (idempotent, whatever the order the events come in). `rebuild` recomputes the tables of a merchant in the
 database (INSERT … SELECT … GROUP BY over `orders.paid_goods_select`: no order comes into Python) and
 marks the merchant built (`analytics_aggregate_state`): the views read the aggregates only for built
@@ -33,14 +36,17 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    true,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from siyu.analytics.models import AggregateState, CustomerPurchaseStats, DailySales
+from siyu.analytics.models import AggregateState, CustomerDimStats, CustomerPurchaseStats, DailySales
 from siyu.analytics.service import people
 from siyu.analytics.service.common import (
+    GROUPS,
     channel_group,
     channel_group_sql,
     local_day,
@@ -127,13 +133,130 @@ def _stats_select(session: Session, merchant_id: int, customer_id: int | None = 
 
 
 def refresh_customer(session: Session, *, merchant_id: int, customer_id: int) -> None:
-    """Recompute one customer's row from their orders (none when they have no paid goods order): the
-    rebuild's statement narrowed to the customer (read through the orders' customer index)."""
+    """Recompute one customer's row (none when they have no paid goods order) and their dimension rows
+    from their orders: the rebuild's statements narrowed to the customer (read through the orders'
+    customer index)."""
     session.execute(delete(CustomerPurchaseStats).where(CustomerPurchaseStats.merchant_id == merchant_id,
                                                         CustomerPurchaseStats.customer_id == customer_id))
     session.execute(insert(CustomerPurchaseStats).from_select(
         list(_STATS_COLUMNS), _stats_select(session, merchant_id, customer_id)))
+    refresh_customer_dims(session, merchant_id=merchant_id, customer_id=customer_id)
     session.flush()
+
+
+# ---------------------------------------------------------------- per customer × dimension (RFM by channel or campaign)
+
+_DIM_COLUMNS = ("merchant_id", "customer_id", "dim", "kept_orders", "kept_cents", "last_paid_at")
+
+
+def dim_of(channel: str | None, campaign: str | None) -> str | None:
+    """The `CustomerDimStats.dim` of a filter on one channel (a group name, else a touch channel) or one
+    campaign; None with neither or both (no row holds a channel and a campaign together)."""
+    if (channel is None) == (campaign is None):
+        return None
+    if channel is not None:
+        return ("g:" if channel in GROUPS else "c:") + channel
+    return f"k:{campaign}"
+
+
+def _dims_of(f: PaidOrderFact) -> list[str]:
+    """The dimensions a kept order counts in (`_dims_select` in Python)."""
+    return [f"g:{channel_group(f)}"] + ([f"c:{f.channel}"] if f.channel else []) + (
+        [f"k:{f.campaign}"] if f.campaign else [])
+
+
+def _dims_select(session: Session, merchant_id: int, customer_id: int | None = None) -> Any:
+    """One CustomerDimStats row per customer and dimension of their kept orders, computed in the database:
+    the kept orders grouped per customer × group × channel × campaign first (few rows per customer), then
+    each such row counted in its group, its channel and its campaign (a join with three constant rows)."""
+    f = _facts(session, merchant_id, customer_id)
+    grp = channel_group_sql(f.c).label("grp")
+    per = select(f.c.customer_id, grp, f.c.channel, f.c.campaign, func.count().label("n"),
+                 func.sum(f.c.total_cents - f.c.refunded_cents).label("cents"), func.max(f.c.paid_at).label("last")
+                 ).where(f.c.kept == 1).group_by(f.c.customer_id, grp, f.c.channel, f.c.campaign).subquery()
+    three = union_all(*(select(literal_column(str(i)).label("i")) for i in (1, 2, 3))).subquery()
+
+    def prefixed(prefix: str, col: Any) -> Any:
+        return literal_column(f"'{prefix}'").op("||")(col)
+
+    dim = case((three.c.i == 1, prefixed("g:", per.c.grp)), (three.c.i == 2, prefixed("c:", per.c.channel)),
+               else_=prefixed("k:", per.c.campaign)).label("dim")
+    rows = select(per.c.customer_id, dim, per.c.n, per.c.cents, per.c.last).select_from(
+        per.join(three, true())).subquery()
+    return select(literal(merchant_id, BigInteger), rows.c.customer_id, rows.c.dim, func.sum(rows.c.n),
+                  func.sum(rows.c.cents), func.max(rows.c.last)).where(rows.c.dim.is_not(None)).group_by(
+        rows.c.customer_id, rows.c.dim)
+
+
+def refresh_customer_dims(session: Session, *, merchant_id: int, customer_id: int) -> None:
+    """Recompute one customer's dimension rows from their orders (the rebuild's statement narrowed to them)."""
+    d = CustomerDimStats
+    session.execute(delete(d).where(d.merchant_id == merchant_id, d.customer_id == customer_id))
+    session.execute(insert(d).from_select(list(_DIM_COLUMNS), _dims_select(session, merchant_id, customer_id)))
+
+
+def _bump_dims(session: Session, *, merchant_id: int, f: PaidOrderFact) -> None:
+    """A kept payment after the customer's last kept purchase (`_bump_customer` took it): added to the rows
+    of its dimensions (created when missing), in one statement."""
+    table = CustomerDimStats.__table__
+    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = make(table).values([{"merchant_id": merchant_id, "customer_id": f.customer_id, "dim": dim, "kept_orders": 1,
+                                "kept_cents": f.total_cents, "last_paid_at": f.paid_at} for dim in _dims_of(f)])
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["merchant_id", "dim", "customer_id"],
+        set_={"kept_orders": table.c.kept_orders + 1, "kept_cents": table.c.kept_cents + stmt.excluded.kept_cents,
+              "last_paid_at": stmt.excluded.last_paid_at}))
+
+
+def dim_totals_as_of(session: Session, *, merchant_id: int, dim: str, until: dt.datetime, scope: Any = None
+                     ) -> dict[int, tuple[dt.datetime, int, int]]:
+    """customer -> (last purchase, orders, kept cents) of their kept orders of the dimension paid before
+    `until` (refunds as of now), for the customers in `scope` (a SELECT of ids) when given. The dimension
+    rows whose last purchase is before `until` hold exactly that; the customers who bought in the dimension
+    since have their orders before `until` grouped in the database (read through the customer index)."""
+    d = CustomerDimStats
+    conds = [d.merchant_id == merchant_id, d.dim == dim]
+    if scope is not None:
+        conds.append(d.customer_id.in_(scope))
+    out = {int(c): (last, int(n), int(k)) for c, last, n, k in session.execute(
+        select(d.customer_id, d.last_paid_at, d.kept_orders, d.kept_cents).where(*conds, d.last_paid_at < until))}
+    late = select(d.customer_id).where(*conds, d.last_paid_at >= until)
+    out.update(totals_before(session, merchant_id=merchant_id, customer_ids=late, until=until, dim=dim))
+    return out
+
+
+def totals_before(session: Session, *, merchant_id: int, customer_ids: Any, until: dt.datetime,
+                  dim: str | None = None) -> dict[int, tuple[dt.datetime, int, int]]:
+    """customer -> (last purchase, orders, kept cents) of the kept goods orders (of the dimension `dim`)
+    paid before `until` of the given customers (a list or a SELECT of ids), grouped in the database."""
+    f = _facts(session, merchant_id)
+    conds = [f.c.customer_id.in_(customer_ids), f.c.paid_at < until, f.c.kept == 1]
+    if dim is not None:
+        kind, value = dim[:2], dim[2:]
+        conds.append(channel_group_sql(f.c) == value if kind == "g:" else f.c.channel == value if kind == "c:"
+                     else f.c.campaign == value)
+    stmt = select(f.c.customer_id, func.max(f.c.paid_at), func.count(),
+                  func.sum(f.c.total_cents - f.c.refunded_cents)).where(*conds).group_by(f.c.customer_id)
+    return {int(c): (last, int(n), int(k)) for c, last, n, k in session.execute(stmt)}
+
+
+def buyers_before(session: Session, *, merchant_id: int, until: dt.datetime, after: int | None, limit: int,
+                  scope: Any = None) -> list[int]:
+    """Up to `limit` ids (ascending, after `after`) of the customers with a kept goods order paid before
+    `until` (their first kept purchase is before it), of `scope` (a SELECT of ids) when given."""
+    s = CustomerPurchaseStats
+    conds = [s.merchant_id == merchant_id, s.first_paid_at < until, s.customer_id > (after or 0)]
+    if scope is not None:
+        conds.append(s.customer_id.in_(scope))
+    return [int(c) for c in session.scalars(select(s.customer_id).where(*conds).order_by(s.customer_id).limit(limit))]
+
+
+def dims_usable(session: Session, *, merchant_id: int, until: dt.datetime | None = None) -> bool:
+    """`usable`, for the dimension rows: also filled by the merchant's last rebuild."""
+    if until is not None and until < clock.now():
+        return False
+    return session.scalar(select(AggregateState.dims_built_at).where(
+        AggregateState.merchant_id == merchant_id)) is not None
 
 
 # ---------------------------------------------------------------- daily sales
@@ -170,6 +293,8 @@ def on_order_paid(session: Session, *, merchant_id: int, fact: PaidOrderFact) ->
     people.on_order_paid(session, merchant_id=merchant_id, customer_id=f.customer_id, day=local_day(f.paid_at))
     if refunded or customer_id != fact.customer_id or not _bump_customer(session, merchant_id=merchant_id, f=f):
         refresh_customer(session, merchant_id=merchant_id, customer_id=f.customer_id)
+    else:  # the dimension rows move with the customer's row: neither counted this order yet
+        _bump_dims(session, merchant_id=merchant_id, f=f)
 
 
 def _bump_customer(session: Session, *, merchant_id: int, f: PaidOrderFact) -> bool:
@@ -242,31 +367,37 @@ def rebuild(session: Session, *, merchant_id: int) -> dict[str, Any]:
     events_through = int(session.scalar(select(func.max(OutboxEvent.id))) or 0)
     session.execute(delete(DailySales).where(DailySales.merchant_id == merchant_id))
     session.execute(delete(CustomerPurchaseStats).where(CustomerPurchaseStats.merchant_id == merchant_id))
+    session.execute(delete(CustomerDimStats).where(CustomerDimStats.merchant_id == merchant_id))
     session.execute(insert(DailySales).from_select(
         ["merchant_id", *_BUCKET, "orders", "gmv_cents", "refunded_cents"], _sales_select(session, merchant_id)))
     sales_seconds = time.perf_counter() - started
     session.execute(insert(CustomerPurchaseStats).from_select(
         list(_STATS_COLUMNS), _stats_select(session, merchant_id)))
     customers_seconds = time.perf_counter() - started - sales_seconds
+    session.execute(insert(CustomerDimStats).from_select(list(_DIM_COLUMNS), _dims_select(session, merchant_id)))
+    dims_seconds = time.perf_counter() - started - sales_seconds - customers_seconds
     n_sales, n_orders = session.execute(select(func.count(), func.coalesce(func.sum(DailySales.orders), 0)).where(
         DailySales.merchant_id == merchant_id)).one()
     n_customers = session.scalar(select(func.count()).where(CustomerPurchaseStats.merchant_id == merchant_id))
     through = clock.today_local() - dt.timedelta(days=1)
     n_people = rebuild_people(session, merchant_id=merchant_id, through=through)
     elapsed = time.perf_counter() - started
+    people_seconds = elapsed - sales_seconds - customers_seconds - dims_seconds
     state_row = session.scalar(select(AggregateState).where(AggregateState.merchant_id == merchant_id))
     if state_row is None:
-        session.add(AggregateState(merchant_id=merchant_id, built_at=clock.now(),
+        session.add(AggregateState(merchant_id=merchant_id, built_at=clock.now(), dims_built_at=clock.now(),
                                    people_through=through, events_through=events_through))
     else:
         state_row.built_at = clock.now()
+        state_row.dims_built_at = clock.now()
         state_row.people_through = through
+        state_row.today_day = state_row.today_walked_at = None  # the rebuild wrote no provisional rows
         state_row.events_through = events_through
     session.flush()
     return {"merchant_id": merchant_id, "orders": int(n_orders), "daily_sales_rows": int(n_sales),
             "customer_rows": int(n_customers or 0), "buyer_day_rows": n_people, "seconds": round(elapsed, 2),
             "sales_seconds": round(sales_seconds, 2), "customers_seconds": round(customers_seconds, 2),
-            "people_seconds": round(elapsed - sales_seconds - customers_seconds, 2)}
+            "dims_seconds": round(dims_seconds, 2), "people_seconds": round(people_seconds, 2)}
 
 
 def usable(session: Session, *, merchant_id: int, until: dt.datetime | None = None) -> bool:
@@ -361,13 +492,18 @@ def kept_totals(session: Session, *, merchant_id: int) -> list[tuple[int, dt.dat
 
 
 def cohort_cells(session: Session, *, merchant_id: int, first: dt.date, last: dt.date, horizon: int,
-                 channel: str | None, campaign: str | None, scope: Any = None
+                 channel: str | None, campaign: str | None, scope: Any = None, until: dt.datetime | None = None
                  ) -> list[tuple[dt.date, str, int, list[int]]]:
     """(acquisition month, channel group, customers, [customers who bought again in month k, k = 1 ..
     horizon]) for the customers first buying in first..last (months), whose first purchase matches the
     channel (touch channel or group) and campaign; only customers in `scope` (a SELECT of customer ids)
-    when given. Counted in the database: one row per month and group."""
-    from siyu.analytics.service.common import GROUPS
+    when given. Counted in the database: one row per month and group.
+
+    `until` (a past moment inside the month `last`): as of then. The rows hold each customer's whole
+    history, and every month before `last` ended before `until`, so only the last month differs: its
+    members are those who first bought before `until`, and its column (who bought again in it) is counted
+    from the orders paid from its first day to `until` (at most a month of orders)."""
+    from siyu.analytics.service.common import GROUPS, add_months, months_between
 
     s = CustomerPurchaseStats
     horizon = min(horizon, MAX_MONTH_BIT)
@@ -379,12 +515,26 @@ def cohort_cells(session: Session, *, merchant_id: int, first: dt.date, last: dt
         conditions.append(s.first_campaign == campaign)
     if scope is not None:
         conditions.append(s.customer_id.in_(scope))
+    month_start, month_end = clock.local_day_bounds(last)[0], clock.local_day_bounds(add_months(last, 1))[0]
+    partial = until is not None and until < month_end
+    if partial:
+        conditions.append(s.first_paid_at < until)
     # bigint >> integer (PostgreSQL has no bigint >> bigint); k is a small int, written as a literal
     cols = [func.sum(s.month_bits.op(">>")(literal_column(str(int(k)))).op("&")(literal_column("1")))
             for k in range(1, horizon + 1)]
     stmt = select(s.first_month, s.first_group, func.count(), *cols).where(*conditions).group_by(
         s.first_month, s.first_group)
-    return [(m, g, int(n), [int(x or 0) for x in rest]) for m, g, n, *rest in session.execute(stmt)]
+    out = [(m, g, int(n), [int(x or 0) for x in rest]) for m, g, n, *rest in session.execute(stmt)]
+    if partial and until is not None and horizon:
+        bought = orders.kept_buyers_select(merchant_id=merchant_id, since=month_start, until=until)
+        again = {(m, g): int(n) for m, g, n in session.execute(
+            select(s.first_month, s.first_group, func.count()).where(
+                *conditions, s.first_month < last, s.customer_id.in_(bought)).group_by(s.first_month, s.first_group))}
+        for m, g, _n, retained in out:
+            k = months_between(m, last)
+            if 1 <= k <= len(retained):
+                retained[k - 1] = again.get((m, g), 0)
+    return out
 
 
 # ---------------------------------------------------------------- people (funnel and GMV visitors): service.people

@@ -30,6 +30,7 @@ from siyu.analytics.service.common import (
     months_between,
 )
 from siyu.analytics.service.rfm import customer_ids_in_scope, whole_merchant
+from siyu.core import clock
 from siyu.core.auth import Principal
 from siyu.customers import service as customers
 from siyu.orders import service as orders
@@ -57,7 +58,7 @@ class Cohorts:
 
 def cohorts(session: Session, *, actor: Principal, filters: Filters) -> Cohorts:
     """Cohorts of the months the period touches (start's month to end's month)."""
-    if aggregates.usable(session, merchant_id=actor.merchant_id, until=filters.until):
+    if aggregates.is_built(session, merchant_id=actor.merchant_id):
         # the customers in scope as a subquery: counted in the database, not loaded here
         scope_select = None if whole_merchant(actor, store_id=filters.store_id, guide_id=filters.guide_id) else (
             customers.scoped_ids(actor=actor, store_id=filters.store_id, owner_id=filters.guide_id))
@@ -122,7 +123,8 @@ def _from_aggregates(session: Session, *, actor: Principal, filters: Filters, sc
     cells: dict[tuple[dt.date, str], list[int]] = {}  # (month, group) -> [members, retained k=1..horizon]
     for month, group, n, retained in aggregates.cohort_cells(
             session, merchant_id=actor.merchant_id, first=months[0], last=last, horizon=horizon,
-            channel=filters.channel, campaign=filters.campaign, scope=scope):
+            channel=filters.channel, campaign=filters.campaign, scope=scope,
+            until=filters.until if filters.until < clock.now() else None):
         cells[(month, group)] = [n, *retained]
 
     def row(month: dt.date, groups: tuple[str, ...]) -> CohortRow:

@@ -113,6 +113,8 @@ def make_filters(*, start: Any = None, end: Any = None, store_id: Any = None, gu
     if (end_day - start_day).days + 1 > MAX_DAYS:
         raise field_error("start", "At most {n} days.", n=MAX_DAYS)
     channel = (str(channel).strip()[:20] or None) if channel else None
+    if channel is not None and channel not in GROUPS and channel not in CHANNEL_GROUP:
+        raise field_error("channel", "Unknown channel: pick a channel group or a touch channel.")
     campaign = (str(campaign).strip()[:60] or None) if campaign else None
     return Filters(start=start_day, end=end_day, store_id=_parse_id(store_id, "store_id"),
                    guide_id=_parse_id(guide_id, "guide_id"), channel=channel, campaign=campaign)
@@ -141,6 +143,11 @@ def channel_group_sql(c: Any) -> Any:
     fallback = case((or_(sharer, c.fulfilment_type == "leader"), "social"), (c.fulfilment_type == "pickup", "store"),
                     else_="platform")
     return case(CHANNEL_GROUP, value=c.channel, else_=fallback)
+
+
+def channel_key(channel: str | None) -> str:
+    """A touch channel as the aggregates keep it: a known one (CHANNEL_GROUP), else ""."""
+    return channel if channel in CHANNEL_GROUP else ""
 
 
 def event_channel_group(channel: str | None) -> str:

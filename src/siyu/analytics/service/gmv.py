@@ -5,7 +5,12 @@ Definitions (each for a period or a Shanghai day, in the actor's scope and the f
 - visitors: distinct people with a funnel event (exposure, view, add to cart, order, pay) plus every
   buyer (a buyer has visited even when no event was recorded, e.g. a store sale), so visitors ≥ buyers;
   a person is their customer id when known, else their visitor cookie;
-- buyers: distinct customers with a paid goods order; orders: those orders;
+- buyers: distinct customers with a paid goods order; orders: the paid goods orders;
+- narrowed to a store or a guide, visitors and buyers are that store's or guide's customers; to a channel
+  (a group or a touch channel) or a campaign, the people whose first day in the period came through it
+  (a visitor: that day's first event, else first paid order; a buyer: the day's first pay event, else
+  first paid order; see `service.people`); orders and money are the orders placed at the store, for the
+  guide's customers, through the channel or campaign (`common.order_facts`);
 - GMV: their order value (`total_cents`) at payment, refunds not deducted; `refunded_cents` and
   `net_cents` say what was given back and kept (refunds booked to the day of the sale);
 - conversion = buyers / visitors; AOV (客单价) = GMV / buyers. Then GMV = visitors × conversion × AOV
@@ -34,13 +39,10 @@ from siyu.analytics.service import aggregates, people
 from siyu.analytics.service.common import (
     Filters,
     bps,
-    channel_matches,
-    event_channel_group,
     local_day,
     order_facts,
     ratio_half_up,
 )
-from siyu.attribution.service import analytics_reads as attribution
 from siyu.core.auth import Principal, Role
 from siyu.customers import service as customers
 
@@ -95,83 +97,47 @@ def customer_scope(session: Session, *, actor: Principal, filters: Filters) -> s
                                                                  owner_id=filters.guide_id)}
 
 
-def campaign_share_ids(session: Session, *, merchant_id: int, campaign: str | None) -> set[int] | None:
-    if campaign is None:
-        return None
-    return {r[0] for r in attribution.share_rows(session, merchant_id=merchant_id) if r[3] == campaign}
-
-
-def visitor_keys_by_day(session: Session, *, actor: Principal, filters: Filters) -> dict[dt.date, set[str]]:
-    """Distinct people with funnel events per Shanghai day ("c<id>" for a customer, "v<cookie>" else)."""
-    scope = customer_scope(session, actor=actor, filters=filters)
-    shares = campaign_share_ids(session, merchant_id=actor.merchant_id, campaign=filters.campaign)
-    out: dict[dt.date, set[str]] = defaultdict(set)
-    for day, _kind, customer_id, visitor_id, channel, share_id in attribution.funnel_event_rows(
-            session, merchant_id=actor.merchant_id, start=filters.start, end=filters.end):
-        if scope is not None and customer_id not in scope:
-            continue
-        if shares is not None and share_id not in shares:
-            continue
-        if not channel_matches(filters.channel, channel, event_channel_group(channel)):
-            continue
-        out[day].add(f"c{customer_id}" if customer_id is not None else f"v{visitor_id}")
-    return out
-
-
-def _figures_from_aggregates(session: Session, *, actor: Principal, filters: Filters
-                             ) -> tuple[DayFigures, list[DayFigures]]:
-    """The brand-wide figures (no store, guide, channel or campaign) from the daily aggregates."""
-    counted = people.period_people(session, merchant_id=actor.merchant_id, start=filters.start, end=filters.end,
-                                   gmv=True)
-    visitors, buyers = counted.total("visitor"), counted.total("buyer")
+def _figures(session: Session, *, actor: Principal, filters: Filters) -> tuple[DayFigures, list[DayFigures]]:
+    """The period's totals and days: visitors and buyers from `service.people` (the actor's scope and the
+    filters, as the funnel counts them), orders and money from the daily aggregates once built (else the
+    paid orders), narrowed like `common.order_facts`."""
+    counted = people.in_period(session, actor=actor, filters=filters, gmv=True)
     sales: dict[dt.date, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for day, *_k, n, total, refunded in aggregates.sales_rows(session, actor=actor, start=filters.start,
-                                                               end=filters.end):
-        s = sales[day]
-        s[0] += n
-        s[1] += total
-        s[2] += refunded
+    if aggregates.usable(session, merchant_id=actor.merchant_id):
+        for day, n, total, refunded in aggregates.sales_rows(
+                session, actor=actor, start=filters.start, end=filters.end, store_id=filters.store_id,
+                owner_id=filters.guide_id, channel=filters.channel, campaign=filters.campaign, by=("day",)):
+            s = sales[day]
+            s[0] += int(n)
+            s[1] += int(total or 0)
+            s[2] += int(refunded or 0)
+    else:
+        for f in order_facts(session, actor=actor, filters=filters):
+            s = sales[local_day(f.paid_at)]
+            s[0] += 1
+            s[1] += f.total_cents
+            s[2] += f.refunded_cents
     days = []
     for d in filters.day_list():
         v, b = counted.days.get(d, (0, 0))
         n, total, refunded = sales.get(d, (0, 0, 0))
         days.append(DayFigures(d, v, b, n, total, refunded))
-    total = DayFigures(filters.start, visitors, buyers, sum(x.orders for x in days), sum(x.gmv_cents for x in days),
-                       sum(x.refunded_cents for x in days))
-    return total, days
-
-
-def _figures(session: Session, *, actor: Principal, filters: Filters) -> tuple[DayFigures, list[DayFigures]]:
-    if (filters.channel is None and filters.campaign is None
-            and customer_scope(session, actor=actor, filters=filters) is None
-            and aggregates.usable(session, merchant_id=actor.merchant_id)):
-        return _figures_from_aggregates(session, actor=actor, filters=filters)
-    visitors = visitor_keys_by_day(session, actor=actor, filters=filters)
-    buyers: dict[dt.date, set[int]] = defaultdict(set)
-    orders: dict[dt.date, int] = defaultdict(int)
-    gmv: dict[dt.date, int] = defaultdict(int)
-    refunded: dict[dt.date, int] = defaultdict(int)
-    for f in order_facts(session, actor=actor, filters=filters):
-        day = local_day(f.paid_at)
-        buyers[day].add(f.customer_id)
-        visitors[day].add(f"c{f.customer_id}")
-        orders[day] += 1
-        gmv[day] += f.total_cents
-        refunded[day] += f.refunded_cents
-    days = [DayFigures(d, len(visitors.get(d, ())), len(buyers.get(d, ())), orders.get(d, 0), gmv.get(d, 0),
-                       refunded.get(d, 0)) for d in filters.day_list()]
-    all_visitors: set[str] = set().union(*visitors.values()) if visitors else set()
-    all_buyers: set[int] = set().union(*buyers.values()) if buyers else set()
-    total = DayFigures(filters.start, len(all_visitors), len(all_buyers), sum(orders.values()), sum(gmv.values()),
-                       sum(refunded.values()))
+    total = DayFigures(filters.start, counted.total("visitor"), counted.total("buyer"), sum(x.orders for x in days),
+                       sum(x.gmv_cents for x in days), sum(x.refunded_cents for x in days))
     return total, days
 
 
 def factors_of(d: DayFigures) -> tuple[Fraction, Fraction, Fraction]:
-    """(visitors, conversion, AOV) as exact fractions whose product is the GMV."""
-    v = Fraction(d.visitors)
-    c = Fraction(d.buyers, d.visitors) if d.visitors else Fraction(0)
-    a = Fraction(d.gmv_cents, d.buyers) if d.buyers else Fraction(0)
+    """(visitors, conversion, AOV) as exact fractions whose product is the GMV. Narrowed to a channel, a
+    campaign or a store, people are placed by the touch of their first day in the period (or their own
+    store) and orders by their own, so a period may have GMV without a buyer placed in it, or more buyers
+    than visitors: the factors then count at least one buyer and at least the buyers as visitors, so their
+    product is still the GMV (the figures shown are not changed)."""
+    buyers = max(d.buyers, 1) if d.gmv_cents else d.buyers
+    visitors = max(d.visitors, buyers)
+    v = Fraction(visitors)
+    c = Fraction(buyers, visitors) if visitors else Fraction(0)
+    a = Fraction(d.gmv_cents, buyers) if buyers else Fraction(0)
     return v, c, a
 
 

@@ -3,26 +3,32 @@
 A person is a customer ("c<id>") or, while anonymous, a visitor cookie ("v<cookie>"). On a Shanghai day a
 person has a step (`STEPS`: exposure, view, add to cart, order, pay from the funnel events; pay also from
 a paid goods order; every payer has ordered; a GMV visitor: any event or a paid goods order; a buyer: a
-paid goods order), with the channel group of the day's first such event (pay: of the first pay event,
-else of the first paid order; order: of the first order event, else the pay's) and the customer's store
-as of when the day is counted (anonymous visitors have none, 0).
+paid goods order) with the touch it came through (`Touch`: channel group, touch channel, campaign) of the
+day's first such event (pay: of the first pay event, else of the first paid order; order: of the first
+order event, else the pay's; a GMV visitor: the day's first event, else the first paid order; a buyer: the
+pay's), and the customer's store and owner as of when the day is counted (anonymous visitors have none, 0).
 
 `analytics_people_days` keeps one row per person, step and day with the person's previous day with the
 step (`prev_day`). A person is in a period [s, e] exactly once: on their first day in it, the one row with
 `s <= day <= e and prev_day < s`. `analytics_people_counts` holds those rows counted per day × step ×
 group × store × prev_day × second_day, so the people of any period are
 `SUM(n) WHERE day BETWEEN s AND e AND prev_day < s`: a few thousand rows a day, whatever the traffic.
+Narrowed to a guide (the owner), a touch channel or a campaign, the rows themselves are counted the same
+way along their indexes (`Scope`): a person counts where their first day in the period puts them.
 Repurchase (the period's payers with two paid goods orders by its end) is the pay rows counted so with
 `second_day <= e`, `second_day` being the day the person's second paid goods order was paid
 (`NONE_DAY` when they had it by the row's day, `PENDING` while they have not).
 
 Completed days are counted by the daily job (`advance`, up to yesterday: `AggregateState.people_through`),
 walking each new day in Python (`fold_days`); a rebuild writes the same rows for every day at once in the
-database (`rebuild`: one INSERT … SELECT with window functions, no event or order in Python);
-the days after `people_through` (today) are walked from their events and orders when a view asks, with each person's
-earlier days read from the rows. A person is counted again from their events and orders when their
-history changes under them (a customer merged, a visitor signing in, an order paid on a counted day).
-"""
+database (`rebuild`: one INSERT … SELECT with window functions, no event or order in Python). Today's
+rows so far are kept too, as provisional rows (`fold_today`, every job tick: the people whose day changed
+since the last run are taken out and walked again over their whole day); a view reads them and walks
+only the people whose day changed since (`TODAY_OVERLAP`), so its cost does not grow with the day's
+traffic. Until the job has run today (or when earlier days are not counted yet) the days after
+`people_through` are walked from their events and orders when a view asks, with each person's earlier
+days read from the rows. A person is counted again from their events and orders when their history
+changes under them (a customer merged, a visitor signing in, an order paid on a counted day)."""
 
 from __future__ import annotations
 
@@ -39,13 +45,17 @@ from sqlalchemy.orm import Session
 from siyu.analytics.models import AggregateState, PeopleCount, PeopleDay
 from siyu.analytics.service.common import (
     CHANNEL_GROUP,
+    GROUPS,
+    Filters,
     channel_group,
     channel_group_sql,
+    channel_key,
     event_channel_group,
     local_day,
 )
 from siyu.attribution.service import analytics_reads as attribution
 from siyu.core import clock
+from siyu.core.auth import Principal, Role
 from siyu.customers import service as customers
 from siyu.orders import service as orders
 from siyu.orders.service import PaidOrderFact
@@ -60,7 +70,11 @@ FIRST_DAY = dt.date(2000, 1, 1)
 CHUNK = 500
 WRITE_BATCH = 5_000
 
-Row = list[Any]  # [person, step, day, grp, store_id, prev_day, second_day, orders]
+Row = list[Any]  # [person, step, day, grp, store_id, prev_day, second_day, orders, owner_id, channel, campaign]
+Touch = tuple[str, str, str]  # the channel group, the touch channel when a known one (else ""), the campaign
+# fixed-width codes of the groups and touch channels, for the rebuild to pick a step's touch with one MIN()
+GROUP_CODES = {g: str(i) for i, g in enumerate(GROUPS)}
+CHANNEL_CODES = {"": "00", **{c: f"{i:02d}" for i, c in enumerate(sorted(CHANNEL_GROUP), start=1)}}
 
 
 def person_of(customer_id: int | None, visitor_id: str | None) -> str:
@@ -69,31 +83,43 @@ def person_of(customer_id: int | None, visitor_id: str | None) -> str:
 
 @dataclasses.dataclass
 class DayPeople:
-    """The people of one day: person -> {step code: channel group}, and paid goods orders per customer."""
+    """The people of one day: person -> {step code: touch}, and paid goods orders per customer."""
 
-    steps: dict[str, dict[int, str]]
+    steps: dict[str, dict[int, Touch]]
     paid: dict[str, int]
 
 
-def day_people(events: Iterable[tuple[str, int | None, str | None, str | None]],
+def event_touch(channel: str | None, campaign: str | None) -> Touch:
+    return event_channel_group(channel), channel_key(channel), campaign or ""
+
+
+def order_touch(f: PaidOrderFact) -> Touch:
+    return channel_group(f), channel_key(f.channel), f.campaign or ""
+
+
+def day_people(events: Iterable[tuple[str, int | None, str | None, str | None, str | None]],
                facts: Iterable[PaidOrderFact]) -> DayPeople:
-    """The steps of one day's people from its funnel events (kind, customer_id, visitor_id, channel) in
-    time order and its paid goods orders in paid order."""
-    steps: dict[str, dict[int, str]] = {}
-    for kind, customer_id, visitor_id, channel in events:
+    """The steps of one day's people from its funnel events (kind, customer_id, visitor_id, channel,
+    campaign) in time order and its paid goods orders in paid order, each with its touch: a step's first
+    event's; pay: the first pay event's, else the first paid order's; order: the first order event's, else
+    the pay's; a GMV visitor: the day's first event's, else the first paid order's; a buyer: the pay's."""
+    steps: dict[str, dict[int, Touch]] = {}
+    for kind, customer_id, visitor_id, channel, campaign in events:
         code = STEPS.get(kind)
         if code is None or code > PAY:
             continue
         s = steps.setdefault(person_of(customer_id, visitor_id), {})
-        s.setdefault(code, event_channel_group(channel))
-        s.setdefault(VISITOR, "")
+        touch = event_touch(channel, campaign)
+        s.setdefault(code, touch)
+        s.setdefault(VISITOR, touch)
     paid: dict[str, int] = {}
     for f in facts:
         p = f"c{f.customer_id}"
         s = steps.setdefault(p, {})
-        s.setdefault(PAY, channel_group(f))  # a pay event of the day wins over the order's own group
-        s[BUYER] = ""
-        s.setdefault(VISITOR, "")
+        touch = order_touch(f)
+        s.setdefault(PAY, touch)  # a pay event of the day wins over the order's own touch
+        s[BUYER] = s[PAY]
+        s.setdefault(VISITOR, touch)
         paid[p] = paid.get(p, 0) + 1
     for s in steps.values():
         if PAY in s:
@@ -101,10 +127,11 @@ def day_people(events: Iterable[tuple[str, int | None, str | None, str | None]],
     return DayPeople(steps, paid)
 
 
-def stores_of(session: Session, *, merchant_id: int, people: Iterable[str]) -> dict[str, int]:
-    """The current store of the customers among `people` (absent: none)."""
+def places_of(session: Session, *, merchant_id: int, people: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """The current (store, owner) of the customers among `people` (absent: neither)."""
     ids = sorted({int(p[1:]) for p in people if p.startswith("c")})
-    return {f"c{c}": st for c, st in customers.stores_by_ids(session, merchant_id=merchant_id, ids=ids).items()}
+    return {f"c{c}": place for c, place in customers.placements_by_ids(session, merchant_id=merchant_id,
+                                                                       ids=ids).items()}
 
 
 # ---------------------------------------------------------------- walking days in order
@@ -121,20 +148,23 @@ class _State:
     pending: dict[str, list[Row]] = dataclasses.field(default_factory=dict)
 
 
-def _seed(session: Session, merchant_id: int, people: list[str], state: _State) -> None:
-    """Load the counted history (last day per step, orders so far) of people the walk has not met."""
+def _seed(session: Session, merchant_id: int, people: list[str], state: _State, before: dt.date) -> None:
+    """Load the counted history before the day `before` (last day per step, orders so far) of people the
+    walk has not met (today's provisional rows, if any, are not history)."""
     new = [p for p in people if p not in state.known]
     state.known.update(new)
     d = PeopleDay
     for i in range(0, len(new), CHUNK):
         for person, step, last, n in session.execute(
                 select(d.person, d.step, func.max(d.day), func.max(d.orders)).where(
-                    d.merchant_id == merchant_id, d.person.in_(new[i:i + CHUNK])).group_by(d.person, d.step)):
+                    d.merchant_id == merchant_id, d.person.in_(new[i:i + CHUNK]), d.day < before).group_by(
+                    d.person, d.step)):
             state.last[(person, int(step))] = last
             state.orders[person] = max(state.orders.get(person, 0), int(n or 0))
 
 
-def _walk(day: dt.date, people: DayPeople, state: _State, stores: dict[str, int]) -> tuple[list[Row], list[str]]:
+def _walk(day: dt.date, people: DayPeople, state: _State, places: dict[str, tuple[int, int]]
+          ) -> tuple[list[Row], list[str]]:
     """The rows of one day (people seeded) and the people whose second paid goods order came that day."""
     rows: list[Row] = []
     reached: list[str] = []
@@ -146,13 +176,12 @@ def _walk(day: dt.date, people: DayPeople, state: _State, stores: dict[str, int]
             reached.append(p)
             for row in state.pending.pop(p, ()):
                 row[6] = day
-        store = stores.get(p, 0)
-        for step, grp in steps.items():
+        store, owner = places.get(p, (0, 0))
+        for step, (grp, channel, campaign) in steps.items():
             prev = state.last.get((p, step), NONE_DAY)
             state.last[(p, step)] = day
-            gmv = step in (VISITOR, BUYER)
-            row = [p, step, day, "" if gmv else grp, 0 if gmv else store, prev,
-                   PENDING if step == PAY and after < 2 else NONE_DAY, after]
+            row = [p, step, day, grp, store, prev, PENDING if step == PAY and after < 2 else NONE_DAY, after,
+                   owner, channel, campaign]
             if row[6] == PENDING:
                 state.pending.setdefault(p, []).append(row)
             rows.append(row)
@@ -161,12 +190,12 @@ def _walk(day: dt.date, people: DayPeople, state: _State, stores: dict[str, int]
 
 def _events_by_day(session: Session, *, merchant_id: int, start: dt.date, end: dt.date,
                    customer_id: int | None = None, visitor_id: str | None = None
-                   ) -> dict[dt.date, list[tuple[str, int | None, str | None, str | None]]]:
-    out: dict[dt.date, list[tuple[str, int | None, str | None, str | None]]] = {}
-    for day, kind, cid, vid, channel, _share in attribution.funnel_event_rows(
+                   ) -> dict[dt.date, list[tuple[str, int | None, str | None, str | None, str | None]]]:
+    out: dict[dt.date, list[tuple[str, int | None, str | None, str | None, str | None]]] = {}
+    for day, kind, cid, vid, channel, _share, campaign in attribution.funnel_event_rows(
             session, merchant_id=merchant_id, start=start, end=end, ordered=True, customer_id=customer_id,
             visitor_id=visitor_id):
-        out.setdefault(day, []).append((kind, cid, vid, channel))
+        out.setdefault(day, []).append((kind, cid, vid, channel, campaign))
     return out
 
 
@@ -190,7 +219,8 @@ def _day_inputs(session: Session, *, merchant_id: int, start: dt.date, end: dt.d
 
 
 _COUNT_KEY = ("merchant_id", "day", "step", "grp", "store_id", "prev_day", "second_day")
-_DAY_COLUMNS = ("merchant_id", "person", "step", "day", "grp", "store_id", "prev_day", "second_day", "orders")
+_DAY_COLUMNS = ("merchant_id", "person", "step", "day", "grp", "store_id", "prev_day", "second_day", "orders",
+                "owner_id", "channel", "campaign")
 
 
 def _executemany(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -249,7 +279,7 @@ def _pending_rows(session: Session, merchant_id: int, people: list[str]) -> list
     out: list[tuple[int, Row]] = []
     for i in range(0, len(people), CHUNK):
         for r in session.execute(select(d.id, d.person, d.step, d.day, d.grp, d.store_id, d.prev_day, d.second_day,
-                                        d.orders).where(d.merchant_id == merchant_id, d.person.in_(people[i:i + CHUNK]),
+                                        d.orders, d.owner_id, d.channel, d.campaign).where(d.merchant_id == merchant_id, d.person.in_(people[i:i + CHUNK]),
                                                         d.step == PAY, d.second_day == PENDING)):
             out.append((int(r[0]), list(r[1:])))
     return out
@@ -259,6 +289,37 @@ def _drop_empty_counts(session: Session, merchant_id: int) -> None:
     session.execute(delete(PeopleCount).where(PeopleCount.merchant_id == merchant_id, PeopleCount.n == 0))
 
 
+def _rows_of(session: Session, merchant_id: int, day: dt.date, people: list[str]) -> list[Row]:
+    """The rows of `people` on `day` (read by person)."""
+    d = PeopleDay
+    out: list[Row] = []
+    for i in range(0, len(people), CHUNK):
+        out.extend(list(r) for r in session.execute(select(
+            d.person, d.step, d.day, d.grp, d.store_id, d.prev_day, d.second_day, d.orders, d.owner_id, d.channel,
+            d.campaign).where(d.merchant_id == merchant_id, d.person.in_(people[i:i + CHUNK]), d.day == day)))
+    return out
+
+
+def _drop_rows(session: Session, merchant_id: int, day: dt.date, people: list[str]) -> list[Row]:
+    """Take the rows of `people` on `day` out of the tables (and their counts); returns them."""
+    old = _rows_of(session, merchant_id, day, people)
+    if old:
+        _upsert_counts(session, merchant_id, _negated(Counter(_bucket(r) for r in old)))
+        d = PeopleDay
+        for i in range(0, len(people), CHUNK):
+            session.execute(delete(d).where(d.merchant_id == merchant_id, d.person.in_(people[i:i + CHUNK]),
+                                            d.day == day))
+        _drop_empty_counts(session, merchant_id)
+    return old
+
+
+def _negated(counts: Counter[tuple[Any, ...]]) -> Counter[tuple[Any, ...]]:
+    out: Counter[tuple[Any, ...]] = Counter()
+    for k, n in counts.items():
+        out[k] = -n
+    return out
+
+
 def fold_day(session: Session, *, merchant_id: int, day: dt.date) -> int:
     """Count one completed day (after every earlier one): its people's rows join the tables, and the
     waiting pay rows of those whose second paid order came that day get it. Returns the rows written."""
@@ -266,24 +327,105 @@ def fold_day(session: Session, *, merchant_id: int, day: dt.date) -> int:
     people = day_people(events.get(day, ()), facts.get(day, ()))
     if not people.steps:
         return 0
+    _drop_rows(session, merchant_id, day, list(people.steps))  # the day's provisional rows (`fold_today`)
     state = _State()
-    _seed(session, merchant_id, list(people.steps), state)
-    rows, reached = _walk(day, people, state, stores_of(session, merchant_id=merchant_id, people=people.steps))
+    _seed(session, merchant_id, list(people.steps), state, before=day)
+    rows, reached = _walk(day, people, state, places_of(session, merchant_id=merchant_id, people=people.steps))
     _write(session, merchant_id, rows)
-    if reached:
-        moved: Counter[tuple[Any, ...]] = Counter()
-        ids: list[tuple[dt.date, int]] = []
-        for row_id, row in _pending_rows(session, merchant_id, reached):
-            if row[2] >= day:
-                continue
-            moved[_bucket(row)] -= 1
-            row[6] = day
-            moved[_bucket(row)] += 1
-            ids.append((day, row_id))
-        _executemany(session, f"UPDATE {PeopleDay.__tablename__} SET second_day = ? WHERE id = ?", ids)
-        _upsert_counts(session, merchant_id, moved)
-        _drop_empty_counts(session, merchant_id)
+    _mark_reached(session, merchant_id, day, reached)
     return len(rows)
+
+
+def _mark_reached(session: Session, merchant_id: int, day: dt.date, reached: list[str]) -> None:
+    """The counted pay rows (before `day`) of the people whose second paid goods order came on `day` learn
+    of it (`second_day`), and move in the counts."""
+    if not reached:
+        return
+    moved: Counter[tuple[Any, ...]] = Counter()
+    ids: list[tuple[dt.date, int]] = []
+    for row_id, row in _pending_rows(session, merchant_id, reached):
+        if row[2] >= day:
+            continue
+        moved[_bucket(row)] -= 1
+        row[6] = day
+        moved[_bucket(row)] += 1
+        ids.append((day, row_id))
+    _executemany(session, f"UPDATE {PeopleDay.__tablename__} SET second_day = ? WHERE id = ?", ids)
+    _upsert_counts(session, merchant_id, moved)
+    _drop_empty_counts(session, merchant_id)
+
+
+# ---------------------------------------------------------------- today so far (provisional rows)
+
+# The people whose day changed are found by the time their events and payments were recorded, with this
+# margin for transactions that committed after a later one (a row recorded at 10:00:00 and committed at
+# 10:00:02 is still seen by a run or a view that looked at 10:00:01).
+TODAY_OVERLAP = dt.timedelta(minutes=5)
+
+
+def walk_people_day(session: Session, *, merchant_id: int, day: dt.date, people: list[str]
+                    ) -> tuple[list[Row], list[str]]:
+    """The rows of some people's whole `day` (their events and paid goods orders of that day), each walked
+    after their counted history before it, and those among them whose second paid goods order came that day."""
+    events: list[tuple[str, int | None, str | None, str | None, str | None]] = []
+    for i in range(0, len(people), CHUNK):
+        chunk = people[i:i + CHUNK]
+        cids = [int(p[1:]) for p in chunk if p.startswith("c")]
+        vids = [p[1:] for p in chunk if p.startswith("v") and p != "vNone"]
+        for _d, kind, cid, vid, channel, _share, campaign in attribution.funnel_event_rows(
+                session, merchant_id=merchant_id, start=day, end=day, ordered=True, people=(cids, vids),
+                anonymous="vNone" in chunk):
+            events.append((kind, cid, vid, channel, campaign))
+    start, end = clock.local_day_bounds(day)
+    facts = orders.paid_order_facts_of(session, merchant_id=merchant_id, since=start, until=end,
+                                       customer_ids=sorted({int(p[1:]) for p in people if p.startswith("c")}))
+    state = _State()
+    _seed(session, merchant_id, people, state, before=day)
+    return _walk(day, day_people(events, facts), state, places_of(session, merchant_id=merchant_id, people=people))
+
+
+def _changed_since(session: Session, *, merchant_id: int, day: dt.date, since: dt.datetime) -> list[str]:
+    """The people with a funnel event or a paid goods order of `day` recorded at or after `since`."""
+    found = {person_of(c, v) for c, v in attribution.funnel_people_since(session, merchant_id=merchant_id, day=day,
+                                                                          since=since)}
+    found.update(f"c{c}" for c in orders.paid_customers_since(session, merchant_id=merchant_id, since=since,
+                                                               until=clock.local_day_bounds(day)[1]))
+    return sorted(found)
+
+
+def _today_state(session: Session, merchant_id: int) -> AggregateState | None:
+    return session.scalar(select(AggregateState).where(AggregateState.merchant_id == merchant_id))
+
+
+def fold_today(session: Session, *, merchant_id: int, now: dt.datetime) -> int:
+    """Bring today's provisional rows up to date (the job, every tick): the people whose day changed since
+    the last run (all of today's on the first run of a day) are taken out and walked again over their whole
+    day. Only once every earlier day is counted (`people_through` is yesterday). Returns the rows written."""
+    state = _today_state(session, merchant_id)
+    today = local_day(now)
+    if state is None or state.people_through != today - dt.timedelta(days=1):
+        return 0
+    day_start = clock.local_day_bounds(today)[0]
+    if state.today_day != today or state.today_walked_at is None:
+        since = day_start
+    else:
+        walked_at = state.today_walked_at
+        walked_at = walked_at if walked_at.tzinfo is not None else walked_at.replace(tzinfo=dt.UTC)
+        since = max(day_start, walked_at - TODAY_OVERLAP)
+    changed = _changed_since(session, merchant_id=merchant_id, day=today, since=since)
+    _drop_rows(session, merchant_id, today, changed)
+    rows, reached = walk_people_day(session, merchant_id=merchant_id, day=today, people=changed)
+    _write(session, merchant_id, rows)
+    _mark_reached(session, merchant_id, today, reached)
+    state.today_day, state.today_walked_at = today, now
+    session.flush()
+    return len(rows)
+
+
+def advance_today(session: Session, *, now: dt.datetime) -> dict[int, int]:
+    """`fold_today` for every built merchant."""
+    return {m: fold_today(session, merchant_id=m, now=now)
+            for m in list(session.scalars(select(AggregateState.merchant_id).order_by(AggregateState.merchant_id)))}
 
 
 def people_through(session: Session, *, merchant_id: int) -> dt.date | None:
@@ -322,73 +464,90 @@ def fold_days(session: Session, *, merchant_id: int, start: dt.date, end: dt.dat
     return n
 
 
+def _touch_sql(channel: Any, campaign: Any, grp: Any) -> Any:
+    """A touch as one fixed-width string: the group's code (1), the touch channel's (2), the campaign."""
+    return (case(GROUP_CODES, value=grp, else_=GROUP_CODES["platform"])
+            + case({c: code for c, code in CHANNEL_CODES.items() if c}, value=channel, else_=CHANNEL_CODES[""])
+            + func.coalesce(campaign, ""))
+
+
 def _rows_select(session: Session, *, merchant_id: int, through: dt.date) -> Any:
     """Every `PeopleDay` row of the days up to `through` as one SELECT: the rows `fold_days` writes day
     by day, computed set-based in the database (no event or order comes into Python).
 
-    - the day's first event of each person and kind gives the step's group (ROW_NUMBER by time, id), the
-      day's first paid goods order of each customer the order's group; a customer's first and second
-      paid goods orders (ROW_NUMBER over all their orders) give `orders` and `second_day`;
-    - each (person, step, day) takes the group of its best candidate, ranked as `day_people` ranks them:
+    - the day's first event of each person and kind gives the step's touch (ROW_NUMBER by time, id), the
+      day's first event of each person (whatever its kind) the GMV visitor's; the day's first paid goods
+      order of each customer the order's touch; a customer's first and second paid goods orders
+      (ROW_NUMBER over all their orders) give `orders` and `second_day`;
+    - each (person, step, day) takes the touch of its best candidate, ranked as `day_people` ranks them:
       a step's own event (0) before, for pay, the paid order (1), and for order, the pay event (1) then
-      the paid order (2); the rank is the first character of MIN(rank || group);
-    - `prev_day` is the person's previous day with the step (LAG), the store the customer's store now."""
+      the paid order (2); a buyer's candidates are the pay's, and a buyer row needs a paid order; the
+      rank and the touch (`_touch_sql`) are one string, so MIN() picks both;
+    - `prev_day` is the person's previous day with the step (LAG), the store and owner the customer's now."""
     dialect = session.get_bind().dialect.name
     events = attribution.funnel_events_select(dialect, merchant_id=merchant_id, end=through).subquery()
     person = case((events.c.customer_id.is_not(None), literal("c") + cast(events.c.customer_id, String)),
                   else_=literal("v") + func.coalesce(events.c.visitor_id, "None"))
     first_events = select(
         person.label("person"), events.c.customer_id.label("cid"), events.c.kind.label("step"),
-        events.c.day.label("day"), case(CHANNEL_GROUP, value=events.c.channel, else_="platform").label("grp"),
+        events.c.day.label("day"),
+        _touch_sql(events.c.channel, events.c.campaign,
+                   case(CHANNEL_GROUP, value=events.c.channel, else_="platform")).label("touch"),
         func.row_number().over(partition_by=(person, events.c.kind, events.c.day),
-                               order_by=(events.c.at, events.c.event_id)).label("rn")).subquery()
+                               order_by=(events.c.at, events.c.event_id)).label("rn"),
+        func.row_number().over(partition_by=(person, events.c.day),
+                               order_by=(events.c.at, events.c.event_id)).label("rn_day")).subquery()
     e1 = select(first_events.c.person, first_events.c.cid, first_events.c.step, first_events.c.day,
-                first_events.c.grp).where(first_events.c.rn == 1).cte("first_events")
+                first_events.c.touch, first_events.c.rn_day).where(first_events.c.rn == 1).cte("first_events")
     paid = orders.paid_goods_select(dialect, merchant_id=merchant_id).subquery()
     ranked = select(
-        paid.c.customer_id.label("cid"), paid.c.day.label("day"), channel_group_sql(paid.c).label("grp"),
+        paid.c.customer_id.label("cid"), paid.c.day.label("day"),
+        _touch_sql(paid.c.channel, paid.c.campaign, channel_group_sql(paid.c)).label("touch"),
         func.row_number().over(partition_by=(paid.c.customer_id, paid.c.day),
                                order_by=(paid.c.paid_at, paid.c.order_id)).label("rn"),
         func.row_number().over(partition_by=paid.c.customer_id,
                                order_by=(paid.c.paid_at, paid.c.order_id)).label("k")).where(
         paid.c.day <= through).cte("paid_ranked")
-    f1 = select(ranked.c.cid, ranked.c.day, ranked.c.grp).where(ranked.c.rn == 1).cte("first_paid")
+    f1 = select(ranked.c.cid, ranked.c.day, ranked.c.touch).where(ranked.c.rn == 1).cte("first_paid")
     nth = select(ranked.c.cid, func.min(ranked.c.day).label("first_day"),
                  func.max(case((ranked.c.k == 2, ranked.c.day))).label("second_day")).where(
         ranked.c.k <= 2).group_by(ranked.c.cid).subquery()
     paid_person = literal("c") + cast(f1.c.cid, String)
 
-    def cand(src: Any, who: Any, step: Any, rank: str, grp: Any = None) -> Any:
-        key = literal(rank) + grp if grp is not None else literal(rank)
+    def cand(src: Any, who: Any, step: Any, rank: str) -> Any:
         return select(who.label("person"), src.c.cid.label("cid"), step.label("step"), src.c.day.label("day"),
-                      key.label("k"))
+                      (literal(rank) + src.c.touch).label("k"))
 
     ev_pay = e1.c.step == PAY
     candidates = union_all(
-        cand(e1, e1.c.person, e1.c.step, "0", e1.c.grp),
-        cand(e1, e1.c.person, literal(ORDER), "1", e1.c.grp).where(ev_pay),
-        cand(f1, paid_person, literal(PAY), "1", f1.c.grp),
-        cand(f1, paid_person, literal(ORDER), "2", f1.c.grp),
-        cand(e1, e1.c.person, literal(VISITOR), "0"),
-        cand(f1, paid_person, literal(VISITOR), "0"),
-        cand(f1, paid_person, literal(BUYER), "0")).subquery()
+        cand(e1, e1.c.person, e1.c.step, "0"),
+        cand(e1, e1.c.person, literal(ORDER), "1").where(ev_pay),
+        cand(f1, paid_person, literal(PAY), "1"),
+        cand(f1, paid_person, literal(ORDER), "2"),
+        cand(e1, e1.c.person, literal(VISITOR), "0").where(e1.c.rn_day == 1),
+        cand(f1, paid_person, literal(VISITOR), "1"),
+        cand(e1, e1.c.person, literal(BUYER), "0").where(ev_pay),
+        cand(f1, paid_person, literal(BUYER), "1")).subquery()
     # the window over the grouped rows: one sort by (person, step, day) serves both
     prev = func.lag(candidates.c.day).over(partition_by=(candidates.c.person, candidates.c.step),
                                            order_by=candidates.c.day)
+    best = func.min(candidates.c.k)
     steps = select(candidates.c.person, func.max(candidates.c.cid).label("cid"), candidates.c.step,
-                   candidates.c.day, func.substr(func.min(candidates.c.k), 2).label("grp"),
-                   prev.label("prev_day")).group_by(candidates.c.person, candidates.c.step,
-                                                    candidates.c.day).subquery()
-    stores = customers.stores_select(merchant_id=merchant_id).subquery()
-    gmv = steps.c.step.in_((VISITOR, BUYER))
-    prev = steps.c.prev_day
+                   candidates.c.day, func.substr(best, 2).label("touch"), prev.label("prev_day")).group_by(
+        candidates.c.person, candidates.c.step, candidates.c.day).having(
+        # a buyer row only where a paid order was (a pay event alone makes no buyer)
+        (candidates.c.step != BUYER) | (func.max(candidates.c.k) >= "1")).subquery()
+    places = customers.placements_select(merchant_id=merchant_id).subquery()
+    touch = steps.c.touch
+    grp = case({code: g for g, code in GROUP_CODES.items()}, value=func.substr(touch, 1, 1), else_="platform")
+    channel = case({code: c for c, code in CHANNEL_CODES.items() if c}, value=func.substr(touch, 2, 2), else_="")
     second = case((steps.c.step != PAY, NONE_DAY), (nth.c.second_day <= steps.c.day, NONE_DAY),
                   (nth.c.second_day.is_not(None), nth.c.second_day), else_=PENDING)
     n_orders = case((nth.c.second_day <= steps.c.day, 2), (nth.c.first_day <= steps.c.day, 1), else_=0)
-    return select(literal(merchant_id), steps.c.person, steps.c.step, steps.c.day, steps.c.grp,
-                  case((gmv, 0), else_=func.coalesce(stores.c.store_id, 0)),
-                  func.coalesce(prev, NONE_DAY), second, n_orders).select_from(
-        steps.outerjoin(nth, nth.c.cid == steps.c.cid).outerjoin(stores, stores.c.customer_id == steps.c.cid))
+    return select(literal(merchant_id), steps.c.person, steps.c.step, steps.c.day, grp,
+                  func.coalesce(places.c.store_id, 0), func.coalesce(steps.c.prev_day, NONE_DAY), second, n_orders,
+                  func.coalesce(places.c.owner_id, 0), channel, func.substr(touch, 4)).select_from(
+        steps.outerjoin(nth, nth.c.cid == steps.c.cid).outerjoin(places, places.c.customer_id == steps.c.cid))
 
 
 def rebuild(session: Session, *, merchant_id: int, through: dt.date) -> int:
@@ -440,15 +599,18 @@ def _customer_facts(session: Session, *, merchant_id: int, customer_id: int) -> 
 
 
 def recount_person(session: Session, *, merchant_id: int, person: str) -> None:
-    """Count one person's counted days again from their events and orders (their history changed: a
-    merge, a visitor signing in, an order paid on a day already counted)."""
-    through = people_through(session, merchant_id=merchant_id)
-    if through is None:
+    """Count one person's counted days (and today's provisional rows) again from their events and orders
+    (their history changed: a merge, a visitor signing in, an order paid on a day already counted)."""
+    state = _today_state(session, merchant_id)
+    if state is None or state.people_through is None:
         return
+    through = state.people_through
+    if state.today_day == through + dt.timedelta(days=1):
+        through = state.today_day
     d = PeopleDay
     old = [list(r) for r in session.execute(select(d.person, d.step, d.day, d.grp, d.store_id, d.prev_day,
-                                                   d.second_day, d.orders).where(d.merchant_id == merchant_id,
-                                                                                 d.person == person))]
+                                                   d.second_day).where(d.merchant_id == merchant_id,
+                                                                       d.person == person))]
     if old:
         _upsert_counts(session, merchant_id, Counter({_bucket(r): -1 for r in old}))
         session.execute(delete(PeopleDay).where(d.merchant_id == merchant_id, d.person == person))
@@ -461,10 +623,10 @@ def recount_person(session: Session, *, merchant_id: int, person: str) -> None:
         facts = _facts_by_day(f for f in _customer_facts(session, merchant_id=merchant_id, customer_id=customer_id)
                               if local_day(f.paid_at) <= through)
     state = _State(known={person})
-    stores = stores_of(session, merchant_id=merchant_id, people=[person])
+    places = places_of(session, merchant_id=merchant_id, people=[person])
     rows: list[Row] = []
     for day in sorted(set(events) | set(facts)):
-        walked, _reached = _walk(day, day_people(events.get(day, ()), facts.get(day, ())), state, stores)
+        walked, _reached = _walk(day, day_people(events.get(day, ()), facts.get(day, ())), state, places)
         rows.extend(walked)
     _write(session, merchant_id, rows)
     _drop_empty_counts(session, merchant_id)
@@ -497,9 +659,63 @@ def on_signed_in(session: Session, *, merchant_id: int, customer_id: int, visito
 
 
 @dataclasses.dataclass(frozen=True)
+class Scope:
+    """Whose people a view counts: the customers of some stores (None: every store, anonymous visitors
+    too), of one owner (a guide), and people by the touch of their first day in the period: a channel
+    group or a touch channel, a campaign."""
+
+    stores: tuple[int, ...] | None = None
+    owner_id: int | None = None
+    channel: str | None = None
+    campaign: str | None = None
+
+    @property
+    def on_counts(self) -> bool:
+        """Whether `PeopleCount` answers (it keeps the group and the store, not the owner, the touch channel
+        or the campaign; those are counted from the `PeopleDay` rows along their indexes)."""
+        return self.owner_id is None and self.campaign is None and (self.channel is None or self.channel in GROUPS)
+
+    def conditions(self, t: Any) -> list[Any]:
+        out = []
+        if self.stores is not None:
+            out.append(t.store_id.in_(self.stores) if len(self.stores) != 1 else t.store_id == self.stores[0])
+        if self.owner_id is not None:
+            out.append(t.owner_id == self.owner_id)
+        if self.channel is not None:
+            out.append(t.grp == self.channel if self.channel in GROUPS else t.channel == self.channel)
+        if self.campaign is not None:
+            out.append(t.campaign == self.campaign)
+        return out
+
+    def passes(self, row: Row) -> bool:
+        return ((self.stores is None or row[4] in self.stores) and (self.owner_id is None or row[8] == self.owner_id)
+                and (self.channel is None or (row[3] if self.channel in GROUPS else row[9]) == self.channel)
+                and (self.campaign is None or row[10] == self.campaign))
+
+
+EVERYONE = Scope()
+
+
+def scope_of(actor: Principal, filters: Filters) -> Scope:
+    """The people the actor sees under the filters, as `customers.scoped` narrows customers: a brand admin
+    everyone; a guide their own customers; a store manager or an agent their stores' customers."""
+    stores = (filters.store_id,) if filters.store_id is not None else None
+    owner = filters.guide_id
+    if actor.kind != "system" and actor.role != Role.BRAND_ADMIN:
+        if actor.role == Role.GUIDE:
+            if owner is not None and owner != actor.subject_id:
+                stores = ()
+            owner = actor.subject_id
+        else:
+            mine = tuple(actor.store_ids)
+            stores = mine if stores is None else tuple(s for s in stores if s in mine)
+    return Scope(stores=stores, owner_id=owner, channel=filters.channel, campaign=filters.campaign)
+
+
+@dataclasses.dataclass(frozen=True)
 class PeriodPeople:
     """A period's people: {(step name, group, store_id): people} for the funnel steps and "repurchase",
-    or for "visitor" and "buyer" (group "", store 0) with {day: (visitors, buyers)}."""
+    or for "visitor" and "buyer" with {day: (visitors, buyers)}."""
 
     cells: dict[tuple[str, str, int], int]
     days: dict[dt.date, tuple[int, int]]
@@ -508,35 +724,70 @@ class PeriodPeople:
         return sum(n for (s, _g, _st), n in self.cells.items() if s == step)
 
 
-def period_people(session: Session, *, merchant_id: int, start: dt.date, end: dt.date,
-                  store_id: int | None = None, gmv: bool = False) -> PeriodPeople:
-    """The people of the days start..end from the counted days, and the days after them (today) walked
-    from their events and orders: the funnel steps (only customers of `store_id` when given), or with
-    `gmv` the GMV visitors and buyers, per day too."""
-    through = people_through(session, merchant_id=merchant_id)
+def _tally(rows: Iterable[Row], *, start: dt.date, end: dt.date, steps: list[int], scope: Scope, gmv: bool,
+           cells: Counter[tuple[str, str, int]], days: dict[dt.date, list[int]], sign: int = 1) -> None:
+    """Count walked rows of the period (`sign` -1: take counted rows out again): each person on their first
+    day in it (prev_day < start), and for GMV each day's people; a payer with their second paid order by
+    the end is a repurchaser."""
+    for row in rows:
+        if row[2] < start or row[2] > end or row[1] not in steps or not scope.passes(row):
+            continue
+        if gmv:
+            days.setdefault(row[2], [0, 0])[0 if row[1] == VISITOR else 1] += sign
+        if row[5] >= start:
+            continue
+        cells[(STEP_NAMES[row[1]], row[3], row[4])] += sign
+        if row[1] == PAY and row[6] <= end:
+            cells[("repurchase", row[3], row[4])] += sign
+
+
+def period_people(session: Session, *, merchant_id: int, start: dt.date, end: dt.date, scope: Scope = EVERYONE,
+                  gmv: bool = False) -> PeriodPeople:
+    """The people of the days start..end in `scope` from the counted days, and the days after them (today)
+    walked from their events and orders: the funnel steps, or with `gmv` the GMV visitors and buyers, per
+    day too."""
+    state = _today_state(session, merchant_id)
+    through = state.people_through if state is not None else None
     through = through if through is not None else start - dt.timedelta(days=1)
+    # today's provisional rows (`fold_today`) are in the tables when every day before today is counted
+    today = clock.today_local()
+    provisional = (state is not None and state.today_day == today and through == today - dt.timedelta(days=1)
+                   and state.today_walked_at is not None)
     cells: Counter[tuple[str, str, int]] = Counter()
     days: dict[dt.date, list[int]] = {}
-    c = PeopleCount
-    table_end = min(end, through)
+    table_end = min(end, today if provisional else through)
     steps = [VISITOR, BUYER] if gmv else [STEPS[s] for s in FUNNEL_STEPS]
     if table_end >= start:
-        where = [c.merchant_id == merchant_id, c.step.in_(steps), c.day >= start, c.day <= table_end]
-        if store_id is not None:
-            where.append(c.store_id == store_id)
-        for step, grp, store, n, again in session.execute(
-                select(c.step, c.grp, c.store_id, func.sum(c.n),
-                       func.sum(case((c.second_day <= end, c.n), else_=0)))
-                .where(*where, c.prev_day < start).group_by(c.step, c.grp, c.store_id)):
+        t: Any = PeopleCount if scope.on_counts else PeopleDay
+        n = t.n if scope.on_counts else literal(1)
+        where = [t.merchant_id == merchant_id, t.step.in_(steps), t.day >= start, t.day <= table_end,
+                 *scope.conditions(t)]
+        for step, grp, store, total, again in session.execute(
+                select(t.step, t.grp, t.store_id, func.sum(n), func.sum(case((t.second_day <= end, n), else_=0)))
+                .where(*where, t.prev_day < start).group_by(t.step, t.grp, t.store_id)):
             name = STEP_NAMES[int(step)]
-            cells[(name, grp, int(store))] += int(n)
+            cells[(name, grp, int(store))] += int(total)
             if int(step) == PAY:
                 cells[("repurchase", grp, int(store))] += int(again or 0)
         if gmv:
-            for day, step, n in session.execute(select(c.day, c.step, func.sum(c.n)).where(*where).group_by(
-                    c.day, c.step)):
-                days.setdefault(day, [0, 0])[0 if step == VISITOR else 1] += int(n)
-    if end > through:
+            for day, step, total in session.execute(select(t.day, t.step, func.sum(n)).where(*where).group_by(
+                    t.day, t.step)):
+                days.setdefault(day, [0, 0])[0 if step == VISITOR else 1] += int(total)
+    if provisional and end >= today:
+        # today's people whose day changed since the provisional rows were written: their rows out, their
+        # whole day walked again in
+        walked_at = state.today_walked_at if state is not None else None
+        assert walked_at is not None
+        walked_at = walked_at if walked_at.tzinfo is not None else walked_at.replace(tzinfo=dt.UTC)
+        changed = _changed_since(session, merchant_id=merchant_id, day=today, since=walked_at - TODAY_OVERLAP)
+        _tally(_rows_of(session, merchant_id, today, changed), start=start, end=end, steps=steps, scope=scope,
+               gmv=gmv, cells=cells, days=days, sign=-1)
+        rows, reached = walk_people_day(session, merchant_id=merchant_id, day=today, people=changed)
+        for _id, row in _pending_rows(session, merchant_id, reached if not gmv else []):
+            if start <= row[2] < today and row[5] < start and scope.passes(row):
+                cells[("repurchase", row[3], row[4])] += 1
+        _tally(rows, start=start, end=end, steps=steps, scope=scope, gmv=gmv, cells=cells, days=days)
+    elif end > through:
         # the days after the counted ones, walked from the first of them so each person's earlier days
         # (counted or walked) are known; rows are read once every day is walked (a pay row may learn of a
         # second paid order on a later day)
@@ -545,22 +796,49 @@ def period_people(session: Session, *, merchant_id: int, start: dt.date, end: dt
         walked: list[Row] = []
         for day in sorted(set(events) | set(facts)):
             people = day_people(events.get(day, ()), facts.get(day, ()))
-            _seed(session, merchant_id, list(people.steps), state)
-            rows, reached = _walk(day, people, state, stores_of(session, merchant_id=merchant_id,
+            _seed(session, merchant_id, list(people.steps), state, before=through + dt.timedelta(days=1))
+            rows, reached = _walk(day, people, state, places_of(session, merchant_id=merchant_id,
                                                                 people=people.steps))
             walked.extend(rows)
             # counted pay rows of the period waiting for a second order that came now: repurchasers
             for _id, row in _pending_rows(session, merchant_id, reached if not gmv else []):
-                if start <= row[2] <= through and row[5] < start and (store_id is None or row[4] == store_id):
+                if start <= row[2] <= through and row[5] < start and scope.passes(row):
                     cells[("repurchase", row[3], row[4])] += 1
-        for row in walked:
-            if row[2] < start or row[1] not in steps:
-                continue
-            if gmv:
-                days.setdefault(row[2], [0, 0])[0 if row[1] == VISITOR else 1] += 1
-            if row[5] >= start or (store_id is not None and row[4] != store_id):
-                continue
-            cells[(STEP_NAMES[row[1]], row[3], row[4])] += 1
-            if row[1] == PAY and row[6] <= end:
-                cells[("repurchase", row[3], row[4])] += 1
+        _tally(walked, start=start, end=end, steps=steps, scope=scope, gmv=gmv, cells=cells, days=days)
     return PeriodPeople(cells=dict(cells), days={d: (v[0], v[1]) for d, v in days.items()})
+
+
+def walked_period(session: Session, *, merchant_id: int, start: dt.date, end: dt.date, scope: Scope = EVERYONE,
+                  gmv: bool = False, repurchasers: Iterable[int] = ()) -> PeriodPeople:
+    """`period_people` for a merchant whose aggregates are not built: the period's days walked from their
+    events and orders alone (a person's first day in the period has no earlier day in the walk); the
+    payers among `repurchasers` (customers with two paid goods orders by the end) are the repurchasers."""
+    events, facts = _day_inputs(session, merchant_id=merchant_id, start=start, end=end)
+    state = _State()
+    walked: list[Row] = []
+    for day in sorted(set(events) | set(facts)):
+        people = day_people(events.get(day, ()), facts.get(day, ()))
+        walked.extend(_walk(day, people, state, places_of(session, merchant_id=merchant_id,
+                                                          people=people.steps))[0])
+    again = {f"c{c}" for c in repurchasers}
+    for row in walked:
+        if row[1] == PAY:
+            row[6] = NONE_DAY if row[0] in again else PENDING
+    cells: Counter[tuple[str, str, int]] = Counter()
+    days: dict[dt.date, list[int]] = {}
+    steps = [VISITOR, BUYER] if gmv else [STEPS[s] for s in FUNNEL_STEPS]
+    _tally(walked, start=start, end=end, steps=steps, scope=scope, gmv=gmv, cells=cells, days=days)
+    return PeriodPeople(cells=dict(cells), days={d: (v[0], v[1]) for d, v in days.items()})
+
+
+def in_period(session: Session, *, actor: Principal, filters: Filters, gmv: bool = False) -> PeriodPeople:
+    """The period's people in the actor's scope and the filters: from the counted days once the merchant's
+    aggregates are built (an `AggregateState`), else walked from the period's events and orders alone."""
+    scope = scope_of(actor, filters)
+    if session.scalar(select(AggregateState.id).where(AggregateState.merchant_id == actor.merchant_id)) is not None:
+        return period_people(session, merchant_id=actor.merchant_id, start=filters.start, end=filters.end,
+                             scope=scope, gmv=gmv)
+    again = [] if gmv else [cid for cid, _first, _last, n, _kept in orders.customer_order_totals(
+        session, merchant_id=actor.merchant_id, until=filters.until, kept_only=False) if n >= 2]
+    return walked_period(session, merchant_id=actor.merchant_id, start=filters.start, end=filters.end,
+                         scope=scope, gmv=gmv, repurchasers=again)

@@ -17,16 +17,21 @@ champions R≥4, FM≥4 · new R≥4 with one order · loyal R≥3, FM≥3 · po
 can't lose R=1, FM≥4 · at risk R≤2, FM≥3 · hibernating R=2 · lost (the rest).
 The trend compares each segment's count with the same computation as of the day before the period.
 
-How it is computed. As of today (the period ends today or later) with no channel or campaign filter, once
-the merchant's aggregates are built, the whole merchant is scored in SQL over `analytics_customer_stats`
-(one row per customer): the n-th values that are the quintile cut points (an index walk per cut), then
-one GROUP BY over the score expressions gives each segment's count and value and the score
-distributions; customers are read one page at a time (by id). A store's or a guide's customers (a
+How it is computed. As of today (the period ends today or later), once the merchant's aggregates are
+built, the whole merchant is scored in SQL over `analytics_customer_stats` (one row per customer), or with
+a channel or a campaign filter over that dimension's rows of `analytics_customer_dim_stats` (one row per
+customer × group / touch channel / campaign): the n-th values that are the quintile cut points (an index
+walk per cut), then one GROUP BY over the score expressions gives each segment's count and value and the
+score distributions; customers are read one page at a time (by id). A store's or a guide's customers (a
 subquery on the customers) have their rows read once and are scored here. The trend reads the nightly
 snapshot of the day before the period (`analytics_rfm_snapshots`, job `analytics.rfm_snapshots`) for the
-scopes it holds (merchant, store, owner, store × owner). Everything else — a channel or campaign filter,
-a period ending before today, a trend day without a snapshot, aggregates not built — groups the orders
-per customer and scores them here (correct, and slow for a large merchant). Both give the same numbers.
+scopes it holds (merchant, store, owner, store × owner); with a channel or campaign it is computed from
+that dimension's rows, re-reading the orders before that day of the customers who bought in it since. A
+period ending before today is read from the snapshot of its last day (cut points, counts, values and
+distributions as the job scored them), its page of customers scored from their orders before that day's
+end. Everything else — a channel and a campaign together, a day without a snapshot, aggregates not built
+— groups the orders per customer and scores them here (correct, and slow for a large merchant). All give
+the same numbers.
 """
 
 from __future__ import annotations
@@ -42,7 +47,13 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, literal_column, select
 from sqlalchemy.orm import Session
 
-from siyu.analytics.models import AggregateState, CustomerPurchaseStats, RfmSnapshot, SavedSegment
+from siyu.analytics.models import (
+    AggregateState,
+    CustomerDimStats,
+    CustomerPurchaseStats,
+    RfmSnapshot,
+    SavedSegment,
+)
 from siyu.analytics.service import aggregates
 from siyu.analytics.service.common import Filters, local_day, order_facts
 from siyu.analytics.service.settings import get_settings
@@ -122,6 +133,8 @@ class RfmReport:
     next_cursor: int | None = None
     # where the trend came from: "snapshot" (the nightly table) or "computed"
     trend_source: str = "computed"
+    # where the scores came from: "snapshot" (a past period's end day, the nightly table) or "computed"
+    source: str = "computed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,11 +394,29 @@ def _values_at_ranks(session: Session, column: Any, conds: list[Any], ranks: lis
     return [got[rank] for rank in ranks]
 
 
-def _sql_scoring(session: Session, conds: list[Any], *, merchant_id: int, as_of: dt.date, method: str,
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """The per-customer rows a computation in SQL reads: a table with customer_id, last_paid_at, kept_orders
+    and kept_cents, and the conditions picking the merchant's rows (and one dimension's)."""
+
+    table: Any
+    conds: tuple[Any, ...]
+
+
+def _source(merchant_id: int, dim: str | None) -> _Source:
+    """`analytics_customer_stats` (every kept order), or `analytics_customer_dim_stats` of one dimension
+    (`aggregates.dim_of`: the kept orders of one channel or campaign)."""
+    if dim is None:
+        return _Source(CustomerPurchaseStats, (CustomerPurchaseStats.merchant_id == merchant_id,))
+    return _Source(CustomerDimStats, (CustomerDimStats.merchant_id == merchant_id, CustomerDimStats.dim == dim))
+
+
+def _sql_scoring(session: Session, src: _Source, *, as_of: dt.date, method: str,
                  thresholds: dict[str, list[int]] | None) -> Scoring:
     if method == "thresholds":
         return Scoring(method, as_of, _thresholds(thresholds))
-    s = CustomerPurchaseStats
+    s = src.table
+    conds = [*src.conds, s.kept_orders > 0]
     # frequency: few distinct values, so one pass counting each gives every rank
     hist = list(session.execute(select(s.kept_orders, func.count()).where(*conds).group_by(s.kept_orders)
                                 .order_by(s.kept_orders)))
@@ -400,31 +431,31 @@ def _sql_scoring(session: Session, conds: list[Any], *, merchant_id: int, as_of:
             i += 1
         f_cuts.append(int(hist[i][0]))
     # Kept cents > 0 and a last purchase exactly when an order was kept: the same rows on one index each.
-    mine = s.merchant_id == merchant_id
-    m_cuts = [int(v) for v in _values_at_ranks(session, s.kept_cents, [mine, s.kept_cents > 0], ranks)]
-    lasts = _values_at_ranks(session, s.last_paid_at, [mine, s.last_paid_at.is_not(None)], ranks)
+    m_cuts = [int(v) for v in _values_at_ranks(session, s.kept_cents, [*src.conds, s.kept_cents > 0], ranks)]
+    lasts = _values_at_ranks(session, s.last_paid_at, [*src.conds, s.last_paid_at.is_not(None)], ranks)
     # recency sorts the other way: the k-th cut of -days is the k-th earliest last purchase
     r_cuts = [(as_of - local_day(last)).days for last in lasts]
     return Scoring(method, as_of, {"r": r_cuts, "f": f_cuts, "m": m_cuts})
 
 
 def _in_sql(session: Session, *, actor: Principal, store_id: int | None, guide_id: int | None, as_of: dt.date,
-            method: str, thresholds: dict[str, list[int]] | None, summary: bool = True) -> _Computation:
-    """Scores as of `as_of` from the per-customer rows (their whole history as of now). For the whole
-    merchant everything stays in SQL; a store's or a guide's customers (a subquery on the customers) have
-    their rows read once, looked up by id, and are scored here."""
-    s = CustomerPurchaseStats
+            method: str, thresholds: dict[str, list[int]] | None, summary: bool = True,
+            dim: str | None = None) -> _Computation:
+    """Scores as of `as_of` from the per-customer rows (their whole history as of now; with `dim`, the rows
+    of that dimension). For the whole merchant everything stays in SQL; a store's or a guide's customers (a
+    subquery on the customers) have their rows read once, looked up by id, and are scored here."""
+    src = _source(actor.merchant_id, dim)
+    s = src.table
     if not whole_merchant(actor, store_id=store_id, guide_id=guide_id):
         scope = customers.scoped_ids(actor=actor, store_id=store_id, owner_id=guide_id)
         # kept orders tested here, not in SQL, so that no index on them is preferred to the id lookups
         totals = {int(c): (last, int(n), int(k)) for c, last, n, k in session.execute(
             select(s.customer_id, s.last_paid_at, s.kept_orders, s.kept_cents).where(
-                s.merchant_id == actor.merchant_id, s.customer_id.in_(scope))) if n > 0}
+                *src.conds, s.customer_id.in_(scope))) if n > 0}
         rows, cuts = score(totals, as_of=as_of, method=method, thresholds=thresholds or {})
         return _listed(rows, Scoring(method, as_of, cuts))
-    conds: list[Any] = [s.merchant_id == actor.merchant_id, s.kept_orders > 0]
-    scoring = _sql_scoring(session, conds, merchant_id=actor.merchant_id, as_of=as_of, method=method,
-                           thresholds=thresholds)
+    conds: list[Any] = [*src.conds, s.kept_orders > 0]
+    scoring = _sql_scoring(session, src, as_of=as_of, method=method, thresholds=thresholds)
     r, f, m = scoring.sql_scores(s.last_paid_at, s.kept_orders, s.kept_cents)
     scored, counts, values, distribution = 0, {x: 0 for x in SEGMENTS}, {x: 0 for x in SEGMENTS}, {
         k: [0] * 5 for k in ("r", "f", "m")}
@@ -459,11 +490,24 @@ def _in_sql(session: Session, *, actor: Principal, store_id: int | None, guide_i
 def _compute(session: Session, *, actor: Principal, filters: Filters, until: dt.datetime, as_of: dt.date,
              method: str, thresholds: dict[str, list[int]] | None, summary: bool = True) -> _Computation:
     """Scores as of `as_of` from the orders paid before `until`: in SQL from the per-customer rows when they
-    hold exactly that (built, horizon not past, no channel or campaign); else in Python from the orders."""
+    hold exactly that (built, horizon not past; a channel or a campaign: that dimension's rows); else in
+    Python from the orders."""
     if filters.channel is None and filters.campaign is None and aggregates.usable(
             session, merchant_id=actor.merchant_id, until=until):
         return _in_sql(session, actor=actor, store_id=filters.store_id, guide_id=filters.guide_id, as_of=as_of,
                        method=method, thresholds=thresholds, summary=summary)
+    dim = aggregates.dim_of(filters.channel, filters.campaign)
+    if dim is not None and aggregates.dims_usable(session, merchant_id=actor.merchant_id):
+        if until >= clock.now():
+            return _in_sql(session, actor=actor, store_id=filters.store_id, guide_id=filters.guide_id,
+                           as_of=as_of, method=method, thresholds=thresholds, summary=summary, dim=dim)
+        # a past horizon (the trend's day before the period): the dimension's rows as of then
+        scope = None if whole_merchant(actor, store_id=filters.store_id, guide_id=filters.guide_id) else (
+            customers.scoped_ids(actor=actor, store_id=filters.store_id, owner_id=filters.guide_id))
+        totals = aggregates.dim_totals_as_of(session, merchant_id=actor.merchant_id, dim=dim, until=until,
+                                             scope=scope)
+        rows, cuts = score(totals, as_of=as_of, method=method, thresholds=thresholds or {})
+        return _listed(rows, Scoring(method, as_of, cuts))
     scope = customer_ids_in_scope(session, actor=actor, store_id=filters.store_id, guide_id=filters.guide_id)
     totals = _aggregates(session, actor=actor, filters=filters, until=until, scope=scope)
     rows, cuts = score(totals, as_of=as_of, method=method, thresholds=thresholds or {})
@@ -478,8 +522,11 @@ def rfm(session: Session, *, actor: Principal, filters: Filters, method: str | N
     method = method or settings.rfm_method
     if method not in METHODS:
         raise field_error("method", "Unknown RFM method.")
-    now = _compute(session, actor=actor, filters=filters, until=filters.until, as_of=filters.end, method=method,
-                   thresholds=settings.rfm_thresholds)
+    now = _from_snapshot(session, actor=actor, filters=filters, method=method, thresholds=settings.rfm_thresholds)
+    now_source = "computed" if now is None else "snapshot"
+    if now is None:
+        now = _compute(session, actor=actor, filters=filters, until=filters.until, as_of=filters.end,
+                       method=method, thresholds=settings.rfm_thresholds)
     before_day = filters.start - dt.timedelta(days=1)
     before, source = None, "computed"
     if filters.channel is None and filters.campaign is None and not aggregates.usable(
@@ -497,7 +544,8 @@ def rfm(session: Session, *, actor: Principal, filters: Filters, method: str | N
     return RfmReport(filters=filters, method=method, cuts=now.scoring.cuts,
                      segments=[SegmentRow(s, now.counts[s], now.values[s], before[s]) for s in SEGMENTS],
                      scored=now.scored, distribution=now.distribution, customers=page,
-                     next_cursor=page[-1].customer_id if more and page else None, trend_source=source)
+                     next_cursor=page[-1].customer_id if more and page else None, trend_source=source,
+                     source=now_source)
 
 
 def rfm_dict(r: RfmReport, *, with_customers: bool = False) -> dict[str, Any]:
@@ -556,6 +604,66 @@ def read_snapshot(session: Session, *, actor: Principal, store_id: int | None, g
         if (st, ow) == key and seg in counts:
             counts[seg] = int(n)
     return counts
+
+
+def _from_snapshot(session: Session, *, actor: Principal, filters: Filters, method: str,
+                   thresholds: dict[str, list[int]] | None) -> _Computation | None:
+    """A period ending on a past day (no channel or campaign) as the nightly snapshot of that day scored
+    it: cut points, each segment's count and value, the distributions; a page of customers is scored
+    here from their orders before the day's end with those cut points. None when there is no such
+    snapshot (or it predates the kept cut points), the scope is not one it holds, or the merchant's
+    per-customer rows (which say who had bought by then) are not built."""
+    if (filters.channel is not None or filters.campaign is not None or filters.until >= clock.now()
+            or not aggregates.is_built(session, merchant_id=actor.merchant_id)):
+        return None
+    key = snapshot_scope(actor, store_id=filters.store_id, guide_id=filters.guide_id)
+    if key is None:
+        return None
+    t = RfmSnapshot
+    rows = list(session.execute(select(t.store_id, t.owner_id, t.segment, t.customers, t.value_cents, t.scores).where(
+        t.merchant_id == actor.merchant_id, t.day == filters.end, t.basis == basis_of(method, thresholds),
+        ((t.store_id == 0) & (t.owner_id == 0) & (t.segment == "")) | (
+            (t.store_id == key[0]) & (t.owner_id == key[1])))))
+    if not any((st, ow, seg) == (0, 0, "") and scores is not None for st, ow, seg, _n, _v, scores in rows):
+        return None
+    mine = [(seg, int(n), int(v), scores) for st, ow, seg, n, v, scores in rows if (st, ow) == key]
+    summary = next((scores for seg, _n, _v, scores in mine if seg == ""), None)
+    counts, values = {x: 0 for x in SEGMENTS}, {x: 0 for x in SEGMENTS}
+    for seg, n, v, _scores in mine:
+        if seg in counts:
+            counts[seg], values[seg] = n, v
+    if summary is None:  # nobody in the scope was scored
+        cuts = _thresholds(thresholds) if method == "thresholds" else {"r": [], "f": [], "m": []}
+        distribution = {k: [0] * 5 for k in ("r", "f", "m")}
+    else:
+        cuts = {k: [int(x) for x in summary["cuts"][k]] for k in ("r", "f", "m")}
+        distribution = {k: [int(x) for x in summary["distribution"][k]] for k in ("r", "f", "m")}
+    scoring = Scoring(method, filters.end, cuts)
+    merchant_id, until = actor.merchant_id, filters.until
+    scope = None if whole_merchant(actor, store_id=filters.store_id, guide_id=filters.guide_id) else (
+        customers.scoped_ids(actor=actor, store_id=filters.store_id, owner_id=filters.guide_id))
+
+    def page(after: int | None, limit: int, segment: str | None) -> list[CustomerRfm]:
+        out: list[CustomerRfm] = []
+        while len(out) < limit:
+            ids = aggregates.buyers_before(session, merchant_id=merchant_id, until=until, after=after,
+                                           limit=limit if segment is None else max(limit, EXPORT_BATCH), scope=scope)
+            totals = aggregates.totals_before(session, merchant_id=merchant_id, customer_ids=ids, until=until)
+            for cid in ids:
+                if cid not in totals:  # their row is ahead of the orders (a refund being handled)
+                    continue
+                last, n, cents = totals[cid]
+                c = scoring.score_days(cid, (filters.end - local_day(last)).days, n, cents)
+                if segment is None or c.segment == segment:
+                    out.append(c)
+                    if len(out) >= limit:
+                        break
+            if len(ids) < (limit if segment is None else max(limit, EXPORT_BATCH)):
+                break
+            after = ids[-1]
+        return out
+
+    return _Computation(scoring, sum(counts.values()), counts, values, distribution, page)
 
 
 def _kept_until(session: Session, *, merchant_id: int, customer_id: int, until: dt.datetime
@@ -622,27 +730,35 @@ def write_snapshot(session: Session, *, merchant_id: int, day: dt.date) -> int:
     for method in METHODS:
         basis = basis_of(method, settings.rfm_thresholds)
 
-        def add(key: tuple[int, int], members: list[CustomerRfm], basis: str = basis) -> None:
+        def add(key: tuple[int, int], members: list[CustomerRfm], cuts: dict[str, list[int]],
+                basis: str = basis) -> None:
             acc: dict[str, list[int]] = {}
+            distribution = {k: [0] * 5 for k in ("r", "f", "m")}
             for c in members:
                 a = acc.setdefault(c.segment, [0, 0])
                 a[0] += 1
                 a[1] += c.monetary_cents
+                distribution["r"][c.r - 1] += 1
+                distribution["f"][c.f - 1] += 1
+                distribution["m"][c.m - 1] += 1
             rows.extend({"merchant_id": merchant_id, "day": day, "basis": basis, "store_id": key[0],
-                         "owner_id": key[1], "segment": seg, "customers": n, "value_cents": v}
+                         "owner_id": key[1], "segment": seg, "customers": n, "value_cents": v, "scores": None}
                         for seg, (n, v) in acc.items())
+            # the scope's summary (for the whole merchant also the mark that the day is written)
+            rows.append({"merchant_id": merchant_id, "day": day, "basis": basis, "store_id": key[0],
+                         "owner_id": key[1], "segment": "", "customers": len(members),
+                         "value_cents": sum(c.monetary_cents for c in members),
+                         "scores": {"cuts": cuts, "distribution": distribution}})
 
-        everyone, _cuts = score(totals, as_of=day, method=method, thresholds=settings.rfm_thresholds)
-        add((0, 0), everyone)
-        rows.append({"merchant_id": merchant_id, "day": day, "basis": basis, "store_id": 0, "owner_id": 0,
-                     "segment": "", "customers": len(everyone), "value_cents": sum(c.monetary_cents for c in everyone)})
+        everyone, cuts = score(totals, as_of=day, method=method, thresholds=settings.rfm_thresholds)
+        add((0, 0), everyone, cuts)
         by_id = {c.customer_id: c for c in everyone} if method == "thresholds" else {}
         for key, ids in sorted(scopes.items()):
             if method == "thresholds":  # fixed cut points: a customer scores the same in every scope
-                add(key, [by_id[cid] for cid in ids])
+                add(key, [by_id[cid] for cid in ids], cuts)
             else:  # quintiles are cut within the scope
-                add(key, score({cid: totals[cid] for cid in ids}, as_of=day, method=method,
-                               thresholds=settings.rfm_thresholds)[0])
+                add(key, *score({cid: totals[cid] for cid in ids}, as_of=day, method=method,
+                                thresholds=settings.rfm_thresholds))
         del everyone, by_id
     for i in range(0, len(rows), EXPORT_BATCH):
         session.execute(insert(t), rows[i:i + EXPORT_BATCH])

@@ -383,10 +383,11 @@ def last_touch(session: Session, *, merchant_id: int, customer_id: int, before: 
 
 
 def order_attribution(session: Session, *, merchant_id: int, customer_id: int, share_code: str | None,
-                      now: dt.datetime) -> dict[str, Any]:
+                      now: dt.datetime, assignment: tuple[int | None, int | None] | None = None) -> dict[str, Any]:
     """The snapshot written once into the order at creation. The last-touch sharer is the sharer of a
     valid `share_code` given at checkout, else of the customer's latest touch up to `now`; guide and
-    store are the customer's guide binding (else their owner); the referrer is their referrer binding."""
+    store are the customer's guide binding (else their owner); the referrer is their referrer binding.
+    `assignment`: the customer's (owner, store) when the caller has just read it (`customers.assignment_of`)."""
     snapshot: dict[str, Any] = dict.fromkeys(SNAPSHOT_KEYS)
     share = _share(session, merchant_id, share_code)
     touch = last_touch(session, merchant_id=merchant_id, customer_id=customer_id, before=now,
@@ -401,13 +402,21 @@ def order_attribution(session: Session, *, merchant_id: int, customer_id: int, s
         snapshot.update(share_code=touch.share_code, touch_id=touch.id, channel=touch.channel,
                         sharer_staff_id=touch.sharer_staff_id, sharer_customer_id=touch.sharer_customer_id,
                         campaign=touch.campaign, live_id=touch.target_id if touch.target_type == "live" else None)
-    guide = _binding(session, merchant_id, customer_id, GUIDE)
+    # Both bindings (guide, referrer) in one read.
+    bindings = {row.kind: row for row in session.execute(
+        select(CustomerBinding.kind, CustomerBinding.guide_id, CustomerBinding.store_id,
+               CustomerBinding.referrer_customer_id)
+        .where(CustomerBinding.merchant_id == merchant_id, CustomerBinding.customer_id == customer_id,
+               CustomerBinding.kind.in_((GUIDE, REFERRER))))}
+    guide = bindings.get(GUIDE)
     if guide is not None:
         snapshot.update(guide_id=guide.guide_id, store_id=guide.store_id)
     else:
-        owner, store = customers.assignment_of(session, merchant_id=merchant_id, customer_id=customer_id)
+        owner, store = assignment if assignment is not None else customers.assignment_of(
+            session, merchant_id=merchant_id, customer_id=customer_id)
         snapshot.update(guide_id=owner, store_id=store)
-    snapshot["referrer_customer_id"] = referrer_of(session, merchant_id=merchant_id, customer_id=customer_id)
+    referrer = bindings.get(REFERRER)
+    snapshot["referrer_customer_id"] = referrer.referrer_customer_id if referrer is not None else None
     return snapshot
 
 

@@ -49,10 +49,13 @@ from siyu.orders.service.facts import (
     customer_purchase_months,
     fact_of_paid_event,
     first_purchase_facts,
+    kept_buyers_select,
     order_now,
+    paid_customers_since,
     paid_goods_select,
     paid_order_fact,
     paid_order_facts,
+    paid_order_facts_of,
     shanghai_day,
 )
 from siyu.orders.service.lifecycle import (
@@ -108,7 +111,7 @@ from siyu.orders.service.settings import get_order_settings, update_order_settin
 
 __all__ = [
     "PaidOrderFact", "customer_order_totals", "customer_purchase_months", "first_purchase_facts", "paid_order_facts",
-    "fact_of_paid_event", "paid_goods_select", "paid_order_fact", "order_now", "shanghai_day",
+    "fact_of_paid_event", "kept_buyers_select", "paid_goods_select", "paid_order_fact", "paid_order_facts_of", "paid_customers_since", "order_now", "shanghai_day",
     "move_customer_rows", "create_service_order", "refund_service_order",
     "OrderOnHold", "hold_fulfilment", "release_fulfilment",
     "EXPORT_COLUMNS", "BulkShipRow", "CartItem", "OrderDetail", "OrderFilter", "OrderSettings", "OutOfStock",

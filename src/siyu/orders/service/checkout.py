@@ -176,7 +176,8 @@ def place_order(session: Session, *, actor: Principal, request: CheckoutRequest,
     # Who brought the sale (last-touch sharer, bound guide and store, channel, campaign, live session),
     # fixed now: nothing rewrites it later.
     order.attribution = attribution.order_attribution(session, merchant_id=actor.merchant_id, customer_id=customer_id,
-                                                      share_code=ctx.share_code, now=now)
+                                                      share_code=ctx.share_code, now=now,
+                                                      assignment=(owner_id, customer_store_id))
     session.add(order)
     session.flush()
     # One multi-row INSERT for the lines.

@@ -93,6 +93,27 @@ def paid_order_facts(session: Session, *, merchant_id: int, since: dt.datetime |
         yield _fact(r)
 
 
+def paid_order_facts_of(session: Session, *, merchant_id: int, customer_ids: list[int], since: dt.datetime,
+                        until: dt.datetime) -> list[PaidOrderFact]:
+    """`paid_order_facts` of some customers only (paid in [since, until)), in paid time order."""
+    out: list[PaidOrderFact] = []
+    for i in range(0, len(customer_ids), 1000):
+        stmt = select(Order.id, Order.customer_id, Order.owner_id, Order.store_id, Order.paid_at, Order.total_cents,
+                      Order.refunded_cents, Order.fulfilment_type, Order.attribution).where(
+            Order.merchant_id == merchant_id, Order.customer_id.in_(customer_ids[i:i + 1000]),
+            Order.paid_at >= since, Order.paid_at < until, Order.kind == "goods")
+        out.extend(_fact(r) for r in session.execute(stmt))
+    out.sort(key=lambda f: (f.paid_at, f.order_id))
+    return out
+
+
+def paid_customers_since(session: Session, *, merchant_id: int, since: dt.datetime, until: dt.datetime) -> set[int]:
+    """The customers with a goods order paid in [since, until)."""
+    return {int(c) for (c,) in session.execute(select(Order.customer_id).where(
+        Order.merchant_id == merchant_id, Order.paid_at >= since, Order.paid_at < until,
+        Order.kind == "goods").distinct())}
+
+
 def _fact(r: Any) -> PaidOrderFact:
     a = r[8] if isinstance(r[8], dict) else {}
     return PaidOrderFact(int(r[0]), int(r[1]), r[2], r[3], r[4], int(r[5]), int(r[6] or 0), r[7],
@@ -231,6 +252,14 @@ def paid_goods_select(dialect: str, *, merchant_id: int, customer_id: int | None
         Order.fulfilment_type.label("fulfilment_type"),
         _snapshot_text(dialect, "channel").label("channel"), _snapshot_text(dialect, "campaign").label("campaign"),
         *(_snapshot_id(dialect, key).label(key) for key in SNAPSHOT_IDS)).where(*conditions)
+
+
+def kept_buyers_select(*, merchant_id: int, since: dt.datetime, until: dt.datetime) -> Select[Any]:
+    """A SELECT of the customer ids with a paid goods order not refunded whole paid in [since, until)
+    (repeated per order), for analytics to narrow its per-customer rows to in the database."""
+    return select(Order.customer_id).where(
+        Order.merchant_id == merchant_id, Order.paid_at >= since, Order.paid_at < until, Order.kind == "goods",
+        Order.total_cents > func.coalesce(Order.refunded_cents, 0))
 
 
 def paid_order_fact(session: Session, *, merchant_id: int, order_id: int) -> PaidOrderFact | None:

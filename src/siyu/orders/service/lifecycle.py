@@ -145,13 +145,14 @@ def record_payment(session: Session, *, merchant_id: int, order_id: int, payment
     return "refunded"
 
 
-def record_payment_now(session: Session, succeeded: payment_events.PaymentSucceeded, merchant_id: int) -> None:
+def record_payment_now(session: Session, succeeded: payment_events.PaymentSucceeded, merchant_id: int) -> bool:
     """payments' recorder: mark the order paid in the transaction that marked its payment succeeded
     (sandbox confirm, a provider's notification, stored value), so a checkout needs no second transaction.
     Only the plain case: the order waits for exactly this amount. Its row is locked without waiting
     (SKIP LOCKED; the payment's lock is held, and a cancel or expiry locks the order first): when another
     transaction holds it, or in any other case, `record_payment` (the payment.succeeded handler, after
-    the commit) decides as before: pay, refund a late or duplicate payment, or nothing."""
+    the commit) decides as before: pay, refund a late or duplicate payment, or nothing. True when it paid the
+    order: that handler would find it done, so payments writes the event processed (`settles`)."""
     # One round trip: the order (locked) with its lines, one row per line.
     rows = session.execute(
         select(Order, OrderLine).outerjoin(OrderLine, OrderLine.order_id == Order.id)
@@ -159,15 +160,19 @@ def record_payment_now(session: Session, succeeded: payment_events.PaymentSuccee
         .with_for_update(of=Order, skip_locked=True).execution_options(populate_existing=True)
     ).all()
     if not rows:
-        return
+        return False
     order = rows[0][0]
     if order.status != S.PENDING_PAYMENT or order.payable_cents != succeeded.amount_cents:
-        return
+        return False
     apply_payment(session, order, payment_id=succeeded.payment_id, amount_cents=succeeded.amount_cents,
                   paid_at=succeeded.paid_at, actor=None, lines=[line for _order, line in rows if line is not None])
+    return True
 
 
-payments.register_payment_recorder(record_payment_now)
+# The payment.succeeded handler (`siyu.orders.handlers.on_payment_succeeded`, `record_payment`) finds a
+# payment recorded here done; its key, as `core.events.handles` registers it.
+PAYMENT_SUCCEEDED_HANDLER = "siyu.orders.handlers.on_payment_succeeded"
+payments.register_payment_recorder(record_payment_now, settles=(PAYMENT_SUCCEEDED_HANDLER,))
 
 
 # ---------------------------------------------------------------- cancel and expire
