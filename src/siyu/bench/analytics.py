@@ -695,8 +695,15 @@ def run(*, customers: int = 1_000_000, orders: int = 10_000_000, database_url: s
         if rebuild or not reuse:
             changed += [t for t in Base.metadata.tables if t.startswith("analytics_")]
         started = time.perf_counter()
-        with database.scope() as session:
-            _analyze(session, changed)
+        if dialect == "postgresql" and changed:
+            # VACUUM as autovacuum would before long: freshly written rows are not yet all-visible, and an
+            # index-only scan then visits the heap for every entry (RFM's cut points: 3.9 s before, 1.1 s after)
+            with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                for table in changed:
+                    connection.execute(text(f"VACUUM ANALYZE {table}"))
+        else:
+            with database.scope() as session:
+                _analyze(session, changed)
         data["analyze_seconds"] = round(time.perf_counter() - started, 2)
         with database.scope() as session:
             admin = merchants.principal_for(session, session.get(Staff, data["admin_id"]))
