@@ -755,19 +755,9 @@ def _record_paid_fast(session: Session, *, merchant_id: int, customer_id: int, o
     elif row is None:
         return None
     else:
-        at = literal(paid_at, UTCDateTime())
-        amount = literal(amount_cents)
-        is_latest = or_(Customer.last_purchase_at.is_(None), Customer.last_purchase_at <= at)
         session.connection().execute(
             update(Customer).where(Customer.id == customer_id, Customer.merchant_id == merchant_id).values(
-                paid_orders=Customer.paid_orders + 1,
-                total_spent_cents=Customer.total_spent_cents + amount,
-                first_purchase_at=case((or_(Customer.first_purchase_at.is_(None), Customer.first_purchase_at > at),
-                                        at), else_=Customer.first_purchase_at),
-                last_purchase_at=case((is_latest, at), else_=Customer.last_purchase_at),
-                last_order_cents=case((is_latest, amount), else_=Customer.last_order_cents),
-                max_order_cents=case((Customer.max_order_cents < amount, amount), else_=Customer.max_order_cents),
-            ).execution_options(synchronize_session=False))
+                **_paid_order_values(paid_at, amount_cents)).execution_options(synchronize_session=False))
     _expire_loaded(session, customer_id)
     return True
 
@@ -784,22 +774,28 @@ def record_paid_order(session: Session, *, merchant_id: int, customer_id: int, o
                           kind="paid", ref_id=0, amount_cents=amount_cents, at=paid_at)
     if target is None:
         return False
+    session.connection().execute(
+        update(Customer).where(Customer.id == target, Customer.merchant_id == merchant_id).values(
+            **_paid_order_values(paid_at, amount_cents)).execution_options(synchronize_session=False))
+    _expire_loaded(session, target)
+    return True
+
+
+def _paid_order_values(paid_at: dt.datetime, amount_cents: int) -> dict[str, Any]:
+    """The customer-row changes of one more paid order (an UPDATE's values): count, spend, first and last
+    purchase, last and largest order."""
     at = literal(paid_at, UTCDateTime())
     amount = literal(amount_cents)
     is_latest = or_(Customer.last_purchase_at.is_(None), Customer.last_purchase_at <= at)
-    session.connection().execute(
-        update(Customer).where(Customer.id == target, Customer.merchant_id == merchant_id).values(
-            paid_orders=Customer.paid_orders + 1,
-            total_spent_cents=Customer.total_spent_cents + amount,
-            first_purchase_at=case((or_(Customer.first_purchase_at.is_(None), Customer.first_purchase_at > at), at),
-                                   else_=Customer.first_purchase_at),
-            last_purchase_at=case((is_latest, at), else_=Customer.last_purchase_at),
-            last_order_cents=case((is_latest, amount), else_=Customer.last_order_cents),
-            max_order_cents=case((Customer.max_order_cents < amount, amount), else_=Customer.max_order_cents),
-        ).execution_options(synchronize_session=False)
-    )
-    _expire_loaded(session, target)
-    return True
+    return {
+        "paid_orders": Customer.paid_orders + 1,
+        "total_spent_cents": Customer.total_spent_cents + amount,
+        "first_purchase_at": case((or_(Customer.first_purchase_at.is_(None), Customer.first_purchase_at > at), at),
+                                  else_=Customer.first_purchase_at),
+        "last_purchase_at": case((is_latest, at), else_=Customer.last_purchase_at),
+        "last_order_cents": case((is_latest, amount), else_=Customer.last_order_cents),
+        "max_order_cents": case((Customer.max_order_cents < amount, amount), else_=Customer.max_order_cents),
+    }
 
 
 def record_refund(session: Session, *, merchant_id: int, customer_id: int, order_id: int, amount_cents: int,

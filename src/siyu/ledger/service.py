@@ -163,10 +163,7 @@ def post_new(session: Session, *, merchant_id: int, kind: str, owner_type: str, 
                     delta=delta, reason=reason, idempotency_key=idempotency_key, note=note, ref_type=ref_type,
                     ref_id=ref_id, actor=actor).balance_after
     account_id, new_balance = row
-    loaded = session.identity_map.get(identity_key(LedgerAccount, account_id))
-    if loaded is not None:
-        set_committed_value(loaded, "balance", new_balance)
-        set_committed_value(loaded, "updated_at", now)
+    _sync_loaded(session, account_id, new_balance, now)
     conn.execute(insert(LedgerEntry.__table__).values(
         merchant_id=merchant_id, account_id=account_id, delta=delta, balance_after=new_balance, reason=reason[:40],
         note=(note or "")[:500], idempotency_key=idempotency_key, ref_type=ref_type, ref_id=ref_id,
@@ -195,6 +192,14 @@ _POST_NEW_PG = text("""
                                                     "actor_type")))
 
 
+def _sync_loaded(session: Session, account_id: int, balance: int, now: Any) -> None:
+    """An account already loaded in the session learns the balance a Core UPDATE gave it."""
+    loaded = session.identity_map.get(identity_key(LedgerAccount, account_id))
+    if loaded is not None:
+        set_committed_value(loaded, "balance", balance)
+        set_committed_value(loaded, "updated_at", now)
+
+
 def _post_new_pg(session: Session, conn: Any, *, merchant_id: int, kind: str, owner_type: str, owner_id: int,
                  delta: int, reason: str, idempotency_key: str, note: str, ref_type: str | None, ref_id: int | None,
                  actor: Principal | None, now: Any) -> int:
@@ -208,10 +213,7 @@ def _post_new_pg(session: Session, conn: Any, *, merchant_id: int, kind: str, ow
                     delta=delta, reason=reason, idempotency_key=idempotency_key, note=note, ref_type=ref_type,
                     ref_id=ref_id, actor=actor).balance_after
     account_id, new_balance = row
-    loaded = session.identity_map.get(identity_key(LedgerAccount, account_id))
-    if loaded is not None:
-        set_committed_value(loaded, "balance", new_balance)
-        set_committed_value(loaded, "updated_at", now)
+    _sync_loaded(session, account_id, new_balance, now)
     return int(new_balance)
 
 
