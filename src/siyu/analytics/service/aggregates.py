@@ -54,6 +54,7 @@ from siyu.analytics.service.common import (
     months_between,
 )
 from siyu.core import clock
+from siyu.db import last_in_transaction
 from siyu.orders import service as orders
 from siyu.orders.service import PaidOrderFact
 
@@ -287,9 +288,12 @@ def on_order_paid(session: Session, *, merchant_id: int, fact: PaidOrderFact) ->
         return
     customer_id, refunded = now
     f = fact._replace(customer_id=customer_id)  # a merge since the payment moved the order
-    # Refunds handled before this (events out of order) already added theirs: count only the sale.
-    add_sale(session, merchant_id=merchant_id, bucket=bucket_of(f), orders_n=1, gmv_cents=f.total_cents,
-             refunded_cents=0)
+    # Refunds handled before this (events out of order) already added theirs: count only the sale. Every
+    # order of the day's bucket updates its row: written last in the transaction, so that concurrent
+    # checkouts queue on its lock for the commit only.
+    bucket = bucket_of(f)
+    last_in_transaction(session, lambda s: add_sale(s, merchant_id=merchant_id, bucket=bucket, orders_n=1,
+                                                    gmv_cents=f.total_cents, refunded_cents=0))
     people.on_order_paid(session, merchant_id=merchant_id, customer_id=f.customer_id, day=local_day(f.paid_at))
     if refunded or customer_id != fact.customer_id or not _bump_customer(session, merchant_id=merchant_id, f=f):
         refresh_customer(session, merchant_id=merchant_id, customer_id=f.customer_id)

@@ -15,6 +15,7 @@ from siyu.core.auth import Principal, system_principal
 from siyu.core.errors import NotFound, PermissionDenied, field_error
 from siyu.core.events import emit
 from siyu.customers import service as customers
+from siyu.db import last_in_transaction
 from siyu.merchants import service as merchants
 from siyu.orders import events as ev
 from siyu.orders import pricing
@@ -147,11 +148,16 @@ def create_order(session: Session, *, actor: Principal, request: CheckoutRequest
 
 
 def place_order(session: Session, *, actor: Principal, request: CheckoutRequest,
-                from_cart: bool = False) -> tuple[Order, list[OrderLine]]:
+                from_cart: bool = False, reserve_last: bool = False) -> tuple[Order, list[OrderLine]]:
     """Place an order and return it with its lines (in id order): price it, write the order and its snapshot lines, then reserve stock with one
     conditional decrement per SKU (in SKU-id order, the hot rows locked last), so stock never goes
     below zero. Raises 409 `out_of_stock` (details: sku_id) when a SKU is short; the caller's unit
-    of work then rolls back and nothing is kept. An order with nothing to pay is paid at once."""
+    of work then rolls back and nothing is kept. An order with nothing to pay is paid at once.
+
+    With `reserve_last` the reserve is queued for the end of the transaction (`siyu.db.last_in_transaction`;
+    the caller runs `siyu.db.run_last` once the rest of its work, e.g. the idempotent answer, is written):
+    a SKU's row is then locked for the commit alone, which is what every other buyer of a flash sale
+    waits for."""
     pricing.run_admission_checks(session, actor.merchant_id, request)
     customer_id = _customer_id(actor)
     ctx, _skus = build_context(session, actor=actor, request=request)
@@ -203,7 +209,11 @@ def place_order(session: Session, *, actor: Principal, request: CheckoutRequest,
     if from_cart:
         cart_service.remove_skus(session, merchant_id=order.merchant_id, customer_id=customer_id,
                                  sku_ids=[line.sku_id for line in ctx.lines])
-    reserve_stock(session, order, [(line.sku_id, line.quantity) for line in ctx.lines], actor=actor)
+    wanted = [(line.sku_id, line.quantity) for line in ctx.lines]
+    if reserve_last and order.payable_cents > 0:
+        last_in_transaction(session, lambda s: reserve_stock(s, order, wanted, actor=actor))
+        return order, order_lines
+    reserve_stock(session, order, wanted, actor=actor)
     if order.payable_cents == 0:
         apply_payment(session, order, payment_id=None, amount_cents=0, paid_at=now, actor=actor,
                       note="Nothing to pay.")
