@@ -188,15 +188,15 @@ class PeopleDay(IdMixin, Base):
     campaign: Mapped[str] = mapped_column(String(200), default="")
 
     __table_args__ = (UniqueConstraint("merchant_id", "person", "step", "day", name="uq_analytics_people_days"),
-                      Index("ix_analytics_people_days_owner", "merchant_id", "owner_id", "day"),
-                      Index("ix_analytics_people_days_channel", "merchant_id", "channel", "day"),
-                      Index("ix_analytics_people_days_campaign", "merchant_id", "campaign", "day"))
+                      Index("ix_analytics_people_days_owner", "merchant_id", "owner_id", "day"))
 
 
 class PeopleCount(IdMixin, Base):
-    """`PeopleDay` rows counted per Shanghai day × step × channel group × store × previous day × day of
-    the second paid order: a person is in a period [s, e] once, on the rows of its days with
-    `prev_day < s`, so a period's distinct people are a SUM over a few thousand rows a day."""
+    """`PeopleDay` rows counted per Shanghai day × step × touch (channel group, touch channel, campaign) ×
+    store × previous day × day of the second paid order: a person is in a period [s, e] once, on the rows
+    of its days with `prev_day < s`, so a period's distinct people are a SUM over a few thousand rows a
+    day, for the whole merchant, a store, a channel or a campaign (a guide's people are counted from the
+    `PeopleDay` rows along their owner index)."""
 
     __tablename__ = "analytics_people_counts"
 
@@ -207,10 +207,12 @@ class PeopleCount(IdMixin, Base):
     store_id: Mapped[int] = mapped_column(BigInteger, default=0)
     prev_day: Mapped[dt.date] = mapped_column()
     second_day: Mapped[dt.date] = mapped_column()
+    channel: Mapped[str] = mapped_column(String(20), default="")
+    campaign: Mapped[str] = mapped_column(String(200), default="")
     n: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (UniqueConstraint("merchant_id", "step", "day", "grp", "store_id", "prev_day", "second_day",
-                                       name="uq_analytics_people_counts"),)
+                                       "channel", "campaign", name="uq_analytics_people_counts"),)
 
 
 # ---------------------------------------------------------------- RFM snapshots (written by the job analytics.rfm_snapshots)
@@ -234,6 +236,9 @@ class RfmSnapshot(IdMixin, Base):
     store_id: Mapped[int] = mapped_column(BigInteger, default=0)
     owner_id: Mapped[int] = mapped_column(BigInteger, default=0)
     segment: Mapped[str] = mapped_column(String(20), default="")
+    # "" for every kept order; else one dimension's (`CustomerDimStats.dim`: "g:" a channel group, "c:" a
+    # touch channel, "k:" a campaign), scored within it, for the whole merchant only (store 0, owner 0)
+    dim: Mapped[str] = mapped_column(String(210), default="")
     customers: Mapped[int] = mapped_column(Integer, default=0)
     value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     # On a scope's row with an empty `segment` (the scope's scored customers and their value): the rest
@@ -242,5 +247,5 @@ class RfmSnapshot(IdMixin, Base):
     # written before it was kept.
     scores: Mapped[dict[str, Any] | None] = mapped_column()
 
-    __table_args__ = (UniqueConstraint("merchant_id", "day", "basis", "store_id", "owner_id", "segment",
+    __table_args__ = (UniqueConstraint("merchant_id", "day", "basis", "store_id", "owner_id", "dim", "segment",
                                        name="uq_analytics_rfm_snapshots_row"),)

@@ -11,10 +11,11 @@ pay's), and the customer's store and owner as of when the day is counted (anonym
 `analytics_people_days` keeps one row per person, step and day with the person's previous day with the
 step (`prev_day`). A person is in a period [s, e] exactly once: on their first day in it, the one row with
 `s <= day <= e and prev_day < s`. `analytics_people_counts` holds those rows counted per day × step ×
-group × store × prev_day × second_day, so the people of any period are
-`SUM(n) WHERE day BETWEEN s AND e AND prev_day < s`: a few thousand rows a day, whatever the traffic.
-Narrowed to a guide (the owner), a touch channel or a campaign, the rows themselves are counted the same
-way along their indexes (`Scope`): a person counts where their first day in the period puts them.
+touch (group, channel, campaign) × store × prev_day × second_day, so the people of any period, narrowed to
+a store, a channel or a campaign or not, are `SUM(n) WHERE day BETWEEN s AND e AND prev_day < s`: a few
+thousand rows a day, whatever the traffic. Narrowed to a guide (the owner) the rows themselves are
+counted the same way along their owner index (`Scope`). A person counts where their first day in the
+period puts them.
 Repurchase (the period's payers with two paid goods orders by its end) is the pay rows counted so with
 `second_day <= e`, `second_day` being the day the person's second paid goods order was paid
 (`NONE_DAY` when they had it by the row's day, `PENDING` while they have not).
@@ -218,7 +219,7 @@ def _day_inputs(session: Session, *, merchant_id: int, start: dt.date, end: dt.d
 # ---------------------------------------------------------------- writing counted days
 
 
-_COUNT_KEY = ("merchant_id", "day", "step", "grp", "store_id", "prev_day", "second_day")
+_COUNT_KEY = ("merchant_id", "day", "step", "grp", "store_id", "prev_day", "second_day", "channel", "campaign")
 _DAY_COLUMNS = ("merchant_id", "person", "step", "day", "grp", "store_id", "prev_day", "second_day", "orders",
                 "owner_id", "channel", "campaign")
 
@@ -262,7 +263,7 @@ def _upsert_counts(session: Session, merchant_id: int, counts: Counter[tuple[Any
 
 
 def _bucket(row: Row) -> tuple[Any, ...]:
-    return (row[2], row[1], row[3], row[4], row[5], row[6])
+    return (row[2], row[1], row[3], row[4], row[5], row[6], row[9], row[10])
 
 
 def _write(session: Session, merchant_id: int, rows: list[Row]) -> None:
@@ -278,9 +279,9 @@ def _pending_rows(session: Session, merchant_id: int, people: list[str]) -> list
     d = PeopleDay
     out: list[tuple[int, Row]] = []
     for i in range(0, len(people), CHUNK):
-        for r in session.execute(select(d.id, d.person, d.step, d.day, d.grp, d.store_id, d.prev_day, d.second_day,
-                                        d.orders, d.owner_id, d.channel, d.campaign).where(d.merchant_id == merchant_id, d.person.in_(people[i:i + CHUNK]),
-                                                        d.step == PAY, d.second_day == PENDING)):
+        for r in session.execute(select(d.id, *_row_columns()).where(
+                d.merchant_id == merchant_id, d.person.in_(people[i:i + CHUNK]), d.step == PAY,
+                d.second_day == PENDING)):
             out.append((int(r[0]), list(r[1:])))
     return out
 
@@ -289,14 +290,20 @@ def _drop_empty_counts(session: Session, merchant_id: int) -> None:
     session.execute(delete(PeopleCount).where(PeopleCount.merchant_id == merchant_id, PeopleCount.n == 0))
 
 
+def _row_columns() -> list[Any]:
+    """The `PeopleDay` columns of a `Row`, in its order."""
+    d = PeopleDay
+    return [d.person, d.step, d.day, d.grp, d.store_id, d.prev_day, d.second_day, d.orders, d.owner_id, d.channel,
+            d.campaign]
+
+
 def _rows_of(session: Session, merchant_id: int, day: dt.date, people: list[str]) -> list[Row]:
     """The rows of `people` on `day` (read by person)."""
     d = PeopleDay
     out: list[Row] = []
     for i in range(0, len(people), CHUNK):
-        out.extend(list(r) for r in session.execute(select(
-            d.person, d.step, d.day, d.grp, d.store_id, d.prev_day, d.second_day, d.orders, d.owner_id, d.channel,
-            d.campaign).where(d.merchant_id == merchant_id, d.person.in_(people[i:i + CHUNK]), d.day == day)))
+        out.extend(list(r) for r in session.execute(select(*_row_columns()).where(
+            d.merchant_id == merchant_id, d.person.in_(people[i:i + CHUNK]), d.day == day)))
     return out
 
 
@@ -608,9 +615,8 @@ def recount_person(session: Session, *, merchant_id: int, person: str) -> None:
     if state.today_day == through + dt.timedelta(days=1):
         through = state.today_day
     d = PeopleDay
-    old = [list(r) for r in session.execute(select(d.person, d.step, d.day, d.grp, d.store_id, d.prev_day,
-                                                   d.second_day).where(d.merchant_id == merchant_id,
-                                                                       d.person == person))]
+    old = [list(r) for r in session.execute(select(*_row_columns()).where(d.merchant_id == merchant_id,
+                                                                            d.person == person))]
     if old:
         _upsert_counts(session, merchant_id, Counter({_bucket(r): -1 for r in old}))
         session.execute(delete(PeopleDay).where(d.merchant_id == merchant_id, d.person == person))
@@ -671,9 +677,9 @@ class Scope:
 
     @property
     def on_counts(self) -> bool:
-        """Whether `PeopleCount` answers (it keeps the group and the store, not the owner, the touch channel
-        or the campaign; those are counted from the `PeopleDay` rows along their indexes)."""
-        return self.owner_id is None and self.campaign is None and (self.channel is None or self.channel in GROUPS)
+        """Whether `PeopleCount` answers (it keeps the store and the touch, not the owner: a guide's people
+        are counted from the `PeopleDay` rows along their owner index)."""
+        return self.owner_id is None
 
     def conditions(self, t: Any) -> list[Any]:
         out = []
