@@ -54,6 +54,7 @@ VARIANT_HELP = {
     "past": "the brand admin, the same length of period ending 60 days before today",
 }
 VARIANTS = tuple(VARIANT_HELP)
+PAST_BACK = dt.timedelta(days=60)  # the "past" variant: the period this many days earlier
 FUNNEL_DAYS = 60
 STORES = 10
 GUIDES_PER_STORE = 5
@@ -626,7 +627,7 @@ def run(*, customers: int = 1_000_000, orders: int = 10_000_000, database_url: s
     `rebuild` off (with `reuse`) keeps the aggregates an earlier run rebuilt and times the views only."""
     from siyu.analytics import service as analytics
     from siyu.analytics.service import aggregates, people
-    from siyu.analytics.service.rfm import write_snapshot
+    from siyu.analytics.service.rfm import snapshot_days, write_snapshot
     from siyu.core import clock
     from siyu.db import Base
     from siyu.merchants import service as merchants
@@ -672,14 +673,6 @@ def run(*, customers: int = 1_000_000, orders: int = 10_000_000, database_url: s
             data["rebuild_seconds"] = round(time.perf_counter() - started, 2)  # with its commit
             load["rebuilt"] = _load()
             _progress(f"rebuilt in {data['rebuild_seconds']} s")
-            if "rfm" in views:
-                # the nightly job's RFM snapshot of the day before the period (the RFM trend reads it)
-                started = time.perf_counter()
-                with database.scope() as session:
-                    write_snapshot(session, merchant_id=data["merchant_id"],
-                                   day=analytics.make_filters(default_days=days).start - dt.timedelta(days=1))
-                data["rfm_snapshot_seconds"] = round(time.perf_counter() - started, 2)
-                _progress(f"RFM snapshot written in {data['rfm_snapshot_seconds']} s")
         else:
             data["rebuild"] = data["rebuild_seconds"] = None  # the aggregates of an earlier run
         # the job's provisional rows of today so far (it runs every tick in production; after an earlier
@@ -690,6 +683,23 @@ def run(*, customers: int = 1_000_000, orders: int = 10_000_000, database_url: s
             data["today_rows"] = people.fold_today(session, merchant_id=data["merchant_id"], now=clock.now())
         data["today_fold_seconds"] = round(time.perf_counter() - started, 2)
         _progress(f"today's people so far: {data['today_rows']} rows in {data['today_fold_seconds']} s")
+        if "rfm" in views:
+            # the nightly job's RFM snapshots (`advance_snapshots` keeps the last 62 days) of the days the
+            # timed RFM views read: the day before the period (the trend), and for the period 60 days back
+            # its end day and the day before it; each written when missing
+            period = analytics.make_filters(default_days=days)
+            wanted = {period.start - dt.timedelta(days=1)}
+            if "past" in variants:
+                wanted |= {period.start - PAST_BACK - dt.timedelta(days=1), period.end - PAST_BACK}
+            data["rfm_snapshot_seconds"] = {}
+            with database.scope() as session:
+                have = snapshot_days(session, merchant_id=data["merchant_id"], since=min(wanted))
+            for day in sorted(wanted - have):
+                started = time.perf_counter()
+                with database.scope() as session:
+                    write_snapshot(session, merchant_id=data["merchant_id"], day=day)
+                data["rfm_snapshot_seconds"][str(day)] = round(time.perf_counter() - started, 2)
+                _progress(f"RFM snapshot of {day} written in {data['rfm_snapshot_seconds'][str(day)]} s")
         # statistics for what changed since the source tables were analyzed after generation
         changed = list(data["schema"]["changed_tables"]) if reuse else []
         if rebuild or not reuse:
@@ -774,7 +784,7 @@ def _variants(session: Any, data: dict[str, Any], admin: Any, f: Any, year: Any,
     store = session.scalar(text("SELECT MIN(id) FROM stores WHERE merchant_id = :m"), {"m": m})
     guide_id = session.scalar(text("SELECT MIN(id) FROM staff WHERE merchant_id = :m AND role = 'guide'"), {"m": m})
     guide = merchants.principal_for(session, session.get(Staff, guide_id))
-    back = dt.timedelta(days=60)
+    back = PAST_BACK
     out = {
         "store": (admin, dataclasses.replace(f, store_id=store), dataclasses.replace(year, store_id=store)),
         "guide": (admin, dataclasses.replace(f, guide_id=guide_id), dataclasses.replace(year, guide_id=guide_id)),
