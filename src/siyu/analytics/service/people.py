@@ -768,17 +768,22 @@ def period_people(session: Session, *, merchant_id: int, start: dt.date, end: dt
         n = t.n if scope.on_counts else literal(1)
         where = [t.merchant_id == merchant_id, t.step.in_(steps), t.day >= start, t.day <= table_end,
                  *scope.conditions(t)]
-        for step, grp, store, total, again in session.execute(
-                select(t.step, t.grp, t.store_id, func.sum(n), func.sum(case((t.second_day <= end, n), else_=0)))
-                .where(*where, t.prev_day < start).group_by(t.step, t.grp, t.store_id)):
-            name = STEP_NAMES[int(step)]
-            cells[(name, grp, int(store))] += int(total)
-            if int(step) == PAY:
-                cells[("repurchase", grp, int(store))] += int(again or 0)
         if gmv:
-            for day, step, total in session.execute(select(t.day, t.step, func.sum(n)).where(*where).group_by(
-                    t.day, t.step)):
+            # one pass: each day's people, and those on their first day in the period
+            for day, step, grp, store, total, first in session.execute(
+                    select(t.day, t.step, t.grp, t.store_id, func.sum(n), func.sum(case((t.prev_day < start, n),
+                                                                                        else_=0)))
+                    .where(*where).group_by(t.day, t.step, t.grp, t.store_id)):
                 days.setdefault(day, [0, 0])[0 if step == VISITOR else 1] += int(total)
+                cells[(STEP_NAMES[int(step)], grp, int(store))] += int(first or 0)
+        else:
+            for step, grp, store, total, again in session.execute(
+                    select(t.step, t.grp, t.store_id, func.sum(n), func.sum(case((t.second_day <= end, n), else_=0)))
+                    .where(*where, t.prev_day < start).group_by(t.step, t.grp, t.store_id)):
+                name = STEP_NAMES[int(step)]
+                cells[(name, grp, int(store))] += int(total)
+                if int(step) == PAY:
+                    cells[("repurchase", grp, int(store))] += int(again or 0)
     if provisional and end >= today:
         # today's people whose day changed since the provisional rows were written: their rows out, their
         # whole day walked again in
