@@ -68,7 +68,10 @@ def test_without_a_snapshot_of_the_end_day_the_report_is_computed(db, sales):
     rfm.write_snapshot(db, merchant_id=m.id, day=dt.date(2026, 6, 6))
     assert analytics.rfm(db, actor=admin, filters=Filters(start=START, end=END)).source == "computed"
     assert analytics.rfm(db, actor=admin, filters=Filters(start=START, end=dt.date(2026, 6, 6))).source == "snapshot"
-    # a channel, a period ending today, or a manager of several stores: computed
+    # a channel of the whole merchant: its dimension's snapshot (test_rfm_dim_snapshots); a channel and a
+    # campaign together, a period ending today, or a manager of several stores: computed
     assert analytics.rfm(db, actor=admin, filters=Filters(start=START, end=dt.date(2026, 6, 6),
-                                                          channel="social")).source == "computed"
+                                                          channel="social")).source == "snapshot"
+    assert analytics.rfm(db, actor=admin, filters=Filters(start=START, end=dt.date(2026, 6, 6), channel="social",
+                                                          campaign="618")).source == "computed"
     assert analytics.rfm(db, actor=admin, filters=Filters(start=START, end=dt.date(2026, 6, 10))).source == "computed"

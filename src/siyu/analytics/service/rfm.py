@@ -25,13 +25,14 @@ walk per cut), then one GROUP BY over the score expressions gives each segment's
 score distributions; customers are read one page at a time (by id). A store's or a guide's customers (a
 subquery on the customers) have their rows read once and are scored here. The trend reads the nightly
 snapshot of the day before the period (`analytics_rfm_snapshots`, job `analytics.rfm_snapshots`) for the
-scopes it holds (merchant, store, owner, store × owner); with a channel or campaign it is computed from
-that dimension's rows, re-reading the orders before that day of the customers who bought in it since. A
-period ending before today is read from the snapshot of its last day (cut points, counts, values and
-distributions as the job scored them), its page of customers scored from their orders before that day's
-end. Everything else — a channel and a campaign together, a day without a snapshot, aggregates not built
-— groups the orders per customer and scores them here (correct, and slow for a large merchant). All give
-the same numbers.
+scopes it holds (merchant, store, owner, store × owner; and, for the whole merchant, each dimension: a
+channel group, touch channel or campaign, `dim`, scored within it); without a dimension's snapshot it is
+computed from that dimension's rows, re-reading the orders before that day of the customers who bought in
+it since. A period ending before today is read from the snapshot of its last day (cut points, counts,
+values and distributions as the job scored them), its page of customers scored from their orders (of the
+dimension) before that day's end. Everything else — a channel and a campaign together, a store's or a
+guide's customers in one channel, a day without a snapshot, aggregates not built — groups the orders per
+customer and scores them here (correct, and slow for a large merchant). All give the same numbers.
 """
 
 from __future__ import annotations
@@ -205,6 +206,11 @@ class Scoring:
         return sorted(self.cuts["r"]), sorted(self.cuts["f"]), sorted(self.cuts["m"])
 
     def score_days(self, customer_id: int, days: int, n: int, cents: int) -> CustomerRfm:
+        r, f, m = self.scores_of(days, n, cents)
+        return CustomerRfm(customer_id, days, n, cents, r, f, m, segment_of(r, f, m, n))
+
+    def scores_of(self, days: int, n: int, cents: int) -> tuple[int, int, int]:
+        """R, F and M of (recency days, orders, cents)."""
         rc, fc, mc = self._sorted
         if self.method == "thresholds":
             r = 5 - bisect.bisect_left(rc, days)  # cut points below the days
@@ -213,7 +219,7 @@ class Scoring:
         else:
             r = 1 + len(rc) - bisect.bisect_right(rc, days)  # -days above -x (days < x): ties score lower
             f, m = 1 + bisect.bisect_left(fc, n), 1 + bisect.bisect_left(mc, cents)
-        return CustomerRfm(customer_id, days, n, cents, r, f, m, segment_of(r, f, m, n))
+        return r, f, m
 
     def _day_start(self, offset: int) -> dt.datetime:
         """The UTC start of the Shanghai day `offset` days from as_of (clamped far out for huge cut points)."""
@@ -529,11 +535,16 @@ def rfm(session: Session, *, actor: Principal, filters: Filters, method: str | N
                        method=method, thresholds=settings.rfm_thresholds)
     before_day = filters.start - dt.timedelta(days=1)
     before, source = None, "computed"
+    dim = aggregates.dim_of(filters.channel, filters.campaign)
     if filters.channel is None and filters.campaign is None and not aggregates.usable(
             session, merchant_id=actor.merchant_id, until=filters.since):
         before = read_snapshot(session, actor=actor, store_id=filters.store_id, guide_id=filters.guide_id,
                                day=before_day, basis=basis_of(method, settings.rfm_thresholds))
-        source = "snapshot" if before is not None else source
+    elif dim is not None and filters.since < clock.now():
+        # one channel or campaign, for the whole merchant: the dimension's snapshot of that day
+        before = read_snapshot(session, actor=actor, store_id=filters.store_id, guide_id=filters.guide_id,
+                               day=before_day, basis=basis_of(method, settings.rfm_thresholds), dim=dim)
+    source = "snapshot" if before is not None else source
     if before is None:
         before = _compute(session, actor=actor, filters=filters, until=filters.since, as_of=before_day,
                           method=method, thresholds=settings.rfm_thresholds).counts
@@ -586,15 +597,25 @@ def snapshot_scope(actor: Principal, *, store_id: int | None, guide_id: int | No
     return actor.store_ids[0], guide_id or 0
 
 
-def read_snapshot(session: Session, *, actor: Principal, store_id: int | None, guide_id: int | None, day: dt.date,
-                  basis: str) -> dict[str, int] | None:
-    """Each segment's customers as of the end of `day` from the snapshot, or None when there is none."""
+def _dim_scope(actor: Principal, *, store_id: int | None, guide_id: int | None, dim: str) -> tuple[int, int] | None:
+    """`snapshot_scope`; with a dimension (`dim` not ""), only the whole merchant's (0, 0): a dimension's
+    rows are written for the whole merchant alone."""
     key = snapshot_scope(actor, store_id=store_id, guide_id=guide_id)
+    if dim and (key != (0, 0) or not whole_merchant(actor, store_id=store_id, guide_id=guide_id)):
+        return None
+    return key
+
+
+def read_snapshot(session: Session, *, actor: Principal, store_id: int | None, guide_id: int | None, day: dt.date,
+                  basis: str, dim: str = "") -> dict[str, int] | None:
+    """Each segment's customers as of the end of `day` from the snapshot (with `dim`, a dimension's of the
+    whole merchant: `aggregates.dim_of`), or None when there is none."""
+    key = _dim_scope(actor, store_id=store_id, guide_id=guide_id, dim=dim)
     if key is None:
         return None
     t = RfmSnapshot
     rows = list(session.execute(select(t.store_id, t.owner_id, t.segment, t.customers).where(
-        t.merchant_id == actor.merchant_id, t.day == day, t.basis == basis,
+        t.merchant_id == actor.merchant_id, t.day == day, t.basis == basis, t.dim == dim,
         ((t.store_id == 0) & (t.owner_id == 0) & (t.segment == "")) | (
             (t.store_id == key[0]) & (t.owner_id == key[1])))))
     if not any(seg == "" for _s, _o, seg, _n in rows):
@@ -608,21 +629,25 @@ def read_snapshot(session: Session, *, actor: Principal, store_id: int | None, g
 
 def _from_snapshot(session: Session, *, actor: Principal, filters: Filters, method: str,
                    thresholds: dict[str, list[int]] | None) -> _Computation | None:
-    """A period ending on a past day (no channel or campaign) as the nightly snapshot of that day scored
-    it: cut points, each segment's count and value, the distributions; a page of customers is scored
-    here from their orders before the day's end with those cut points. None when there is no such
-    snapshot (or it predates the kept cut points), the scope is not one it holds, or the merchant's
-    per-customer rows (which say who had bought by then) are not built."""
-    if (filters.channel is not None or filters.campaign is not None or filters.until >= clock.now()
-            or not aggregates.is_built(session, merchant_id=actor.merchant_id)):
+    """A period ending on a past day as the nightly snapshot of that day scored it: cut points, each
+    segment's count and value, the distributions; a page of customers is scored here from their orders
+    (of the dimension, with a channel or a campaign) before the day's end with those cut points. None when
+    there is no such snapshot (or it predates the kept cut points, or the dimension's rows), the scope is
+    not one it holds (a dimension: the whole merchant only; not a channel and a campaign together), or the
+    merchant's per-customer rows (which say who had bought by then) are not built."""
+    narrowed = filters.channel is not None or filters.campaign is not None
+    dim = aggregates.dim_of(filters.channel, filters.campaign)
+    if ((narrowed and dim is None) or filters.until >= clock.now()
+            or not aggregates.is_built(session, merchant_id=actor.merchant_id)
+            or (dim is not None and not aggregates.dims_usable(session, merchant_id=actor.merchant_id))):
         return None
-    key = snapshot_scope(actor, store_id=filters.store_id, guide_id=filters.guide_id)
+    key = _dim_scope(actor, store_id=filters.store_id, guide_id=filters.guide_id, dim=dim or "")
     if key is None:
         return None
     t = RfmSnapshot
     rows = list(session.execute(select(t.store_id, t.owner_id, t.segment, t.customers, t.value_cents, t.scores).where(
         t.merchant_id == actor.merchant_id, t.day == filters.end, t.basis == basis_of(method, thresholds),
-        ((t.store_id == 0) & (t.owner_id == 0) & (t.segment == "")) | (
+        t.dim == (dim or ""), ((t.store_id == 0) & (t.owner_id == 0) & (t.segment == "")) | (
             (t.store_id == key[0]) & (t.owner_id == key[1])))))
     if not any((st, ow, seg) == (0, 0, "") and scores is not None for st, ow, seg, _n, _v, scores in rows):
         return None
@@ -645,10 +670,14 @@ def _from_snapshot(session: Session, *, actor: Principal, filters: Filters, meth
 
     def page(after: int | None, limit: int, segment: str | None) -> list[CustomerRfm]:
         out: list[CustomerRfm] = []
-        while len(out) < limit:
-            ids = aggregates.buyers_before(session, merchant_id=merchant_id, until=until, after=after,
-                                           limit=limit if segment is None else max(limit, EXPORT_BATCH), scope=scope)
-            totals = aggregates.totals_before(session, merchant_id=merchant_id, customer_ids=ids, until=until)
+        batch = limit if segment is None else max(limit, EXPORT_BATCH)
+        while len(out) < limit and sum(counts.values()):
+            # with a dimension the buyers are a superset (see `buyers_before`): those without an order of
+            # it by then are dropped below, and each further batch is twice as large (up to EXPORT_BATCH)
+            ids = aggregates.buyers_before(session, merchant_id=merchant_id, until=until, after=after, limit=batch,
+                                           scope=scope, dim=dim)
+            totals = aggregates.totals_before(session, merchant_id=merchant_id, customer_ids=ids, until=until,
+                                              dim=dim)
             for cid in ids:
                 if cid not in totals:  # their row is ahead of the orders (a refund being handled)
                     continue
@@ -658,9 +687,11 @@ def _from_snapshot(session: Session, *, actor: Principal, filters: Filters, meth
                     out.append(c)
                     if len(out) >= limit:
                         break
-            if len(ids) < (limit if segment is None else max(limit, EXPORT_BATCH)):
+            if len(ids) < batch:
                 break
             after = ids[-1]
+            if dim is not None:
+                batch = max(batch, min(2 * batch, EXPORT_BATCH))
         return out
 
     return _Computation(scoring, sum(counts.values()), counts, values, distribution, page)
@@ -713,7 +744,9 @@ def totals_as_of(session: Session, *, merchant_id: int, until: dt.datetime) -> d
 def write_snapshot(session: Session, *, merchant_id: int, day: dt.date) -> int:
     """Write (replace) the merchant's RFM snapshot as of the end of `day`, for both methods (thresholds: the
     merchant's current ones), for the whole merchant and each store, owner and store × owner of its live
-    customers. Returns the rows written."""
+    customers; and, once its dimension rows are built, for the whole merchant within each dimension (a
+    channel group, touch channel or campaign: `dim`), scored as RFM narrowed to it scores. Returns the rows
+    written."""
     until = clock.local_day_bounds(day)[1]
     totals = totals_as_of(session, merchant_id=merchant_id, until=until)
     scopes: dict[tuple[int, int], list[int]] = {}
@@ -727,39 +760,61 @@ def write_snapshot(session: Session, *, merchant_id: int, day: dt.date) -> int:
     t = RfmSnapshot
     session.execute(delete(t).where(t.merchant_id == merchant_id, t.day == day))
     rows: list[dict[str, Any]] = []
+
+    def put(basis: str, key: tuple[int, int], dim: str, counts: dict[str, int], values: dict[str, int],
+            distribution: dict[str, list[int]], cuts: dict[str, list[int]]) -> None:
+        rows.extend({"merchant_id": merchant_id, "day": day, "basis": basis, "store_id": key[0],
+                     "owner_id": key[1], "dim": dim, "segment": seg, "customers": n, "value_cents": values[seg],
+                     "scores": None} for seg, n in counts.items() if n)
+        # the scope's summary (for the whole merchant also the mark that the day, or the dimension's day,
+        # is written)
+        rows.append({"merchant_id": merchant_id, "day": day, "basis": basis, "store_id": key[0],
+                     "owner_id": key[1], "dim": dim, "segment": "", "customers": sum(counts.values()),
+                     "value_cents": sum(values.values()), "scores": {"cuts": cuts, "distribution": distribution}})
+
+    def add(basis: str, key: tuple[int, int], members: list[CustomerRfm], cuts: dict[str, list[int]]) -> None:
+        counts: dict[str, int] = {}
+        values: dict[str, int] = {}
+        distribution = {k: [0] * 5 for k in ("r", "f", "m")}
+        for c in members:
+            counts[c.segment] = counts.get(c.segment, 0) + 1
+            values[c.segment] = values.get(c.segment, 0) + c.monetary_cents
+            distribution["r"][c.r - 1] += 1
+            distribution["f"][c.f - 1] += 1
+            distribution["m"][c.m - 1] += 1
+        put(basis, key, "", counts, values, distribution, cuts)
+
+    bases = {method: basis_of(method, settings.rfm_thresholds) for method in METHODS}
     for method in METHODS:
-        basis = basis_of(method, settings.rfm_thresholds)
-
-        def add(key: tuple[int, int], members: list[CustomerRfm], cuts: dict[str, list[int]],
-                basis: str = basis) -> None:
-            acc: dict[str, list[int]] = {}
-            distribution = {k: [0] * 5 for k in ("r", "f", "m")}
-            for c in members:
-                a = acc.setdefault(c.segment, [0, 0])
-                a[0] += 1
-                a[1] += c.monetary_cents
-                distribution["r"][c.r - 1] += 1
-                distribution["f"][c.f - 1] += 1
-                distribution["m"][c.m - 1] += 1
-            rows.extend({"merchant_id": merchant_id, "day": day, "basis": basis, "store_id": key[0],
-                         "owner_id": key[1], "segment": seg, "customers": n, "value_cents": v, "scores": None}
-                        for seg, (n, v) in acc.items())
-            # the scope's summary (for the whole merchant also the mark that the day is written)
-            rows.append({"merchant_id": merchant_id, "day": day, "basis": basis, "store_id": key[0],
-                         "owner_id": key[1], "segment": "", "customers": len(members),
-                         "value_cents": sum(c.monetary_cents for c in members),
-                         "scores": {"cuts": cuts, "distribution": distribution}})
-
         everyone, cuts = score(totals, as_of=day, method=method, thresholds=settings.rfm_thresholds)
-        add((0, 0), everyone, cuts)
+        add(bases[method], (0, 0), everyone, cuts)
         by_id = {c.customer_id: c for c in everyone} if method == "thresholds" else {}
         for key, ids in sorted(scopes.items()):
             if method == "thresholds":  # fixed cut points: a customer scores the same in every scope
-                add(key, [by_id[cid] for cid in ids], cuts)
+                add(bases[method], key, [by_id[cid] for cid in ids], cuts)
             else:  # quintiles are cut within the scope
-                add(key, *score({cid: totals[cid] for cid in ids}, as_of=day, method=method,
-                                thresholds=settings.rfm_thresholds))
+                add(bases[method], key, *score({cid: totals[cid] for cid in ids}, as_of=day, method=method,
+                                               thresholds=settings.rfm_thresholds))
         del everyone, by_id
+    del totals, scopes
+    if aggregates.dims_usable(session, merchant_id=merchant_id):
+        # each dimension as `_compute` scores it for a day before today (`aggregates.dim_totals_as_of` and
+        # `score`), only counted: the (customer, days, orders, cents) rows are made once for both methods,
+        # and tallied per (R, F, M, one order or more) as `_listed` does, no customer kept
+        dims = aggregates.dim_names(session, merchant_id=merchant_id)
+        for dim, dim_totals in aggregates.dims_totals_as_of(session, merchant_id=merchant_id, dims=dims,
+                                                            until=until):
+            listed = [(cid, (day - local_day(last)).days, n, cents) for cid, (last, n, cents) in dim_totals.items()]
+            del dim_totals
+            for method in METHODS:
+                scoring = _list_scoring(listed, as_of=day, method=method, thresholds=settings.rfm_thresholds)
+                groups: dict[tuple[int, int, int, int], list[int]] = {}
+                for _cid, days, n, cents in listed:
+                    g = groups.setdefault((*scoring.scores_of(days, n, cents), 1 if n == 1 else 2), [0, 0])
+                    g[0] += 1
+                    g[1] += cents
+                _scored, counts, values, distribution = _summary([(*k, v[0], v[1]) for k, v in groups.items()])
+                put(bases[method], (0, 0), dim, counts, values, distribution, scoring.cuts)
     for i in range(0, len(rows), EXPORT_BATCH):
         session.execute(insert(t), rows[i:i + EXPORT_BATCH])
     session.flush()
@@ -769,7 +824,7 @@ def write_snapshot(session: Session, *, merchant_id: int, day: dt.date) -> int:
 def snapshot_days(session: Session, *, merchant_id: int, since: dt.date) -> set[dt.date]:
     t = RfmSnapshot
     return set(session.scalars(select(t.day).where(t.merchant_id == merchant_id, t.day >= since, t.segment == "",
-                                                   t.store_id == 0, t.owner_id == 0).distinct()))
+                                                   t.store_id == 0, t.owner_id == 0, t.dim == "").distinct()))
 
 
 def advance_snapshots(session: Session, *, today: dt.date) -> dict[int, list[dt.date]]:
