@@ -57,3 +57,14 @@ def test_analytics_dashboard_charts(live_server, page) -> None:
     page.wait_for_selector("#gmv-contributions-chart .main-svg")
     assert page.locator("[data-testid=gmv-days] tbody tr").count() == 1
     assert page.locator("[data-testid=export-csv]").get_attribute("href").startswith("/console/analytics/gmv.csv?")
+
+    # when the RFM page is read on a phone
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/console/analytics/rfm")
+    page.wait_for_selector(".chart-with-table .chart .main-svg")
+    # then nothing is wider than the screen, and each chart stands above its table, the screen's width
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    chart = page.locator(".chart-with-table .chart").first.bounding_box()
+    table = page.locator(".chart-with-table .chart-table").first.bounding_box()
+    assert chart is not None and table is not None
+    assert chart["width"] > 300 and table["y"] >= chart["y"] + chart["height"]
