@@ -55,8 +55,12 @@ def leaderboard(session: Session, *, actor: Principal, filters: Filters) -> list
     counts = customers.owner_counts(session, merchant_id=m, owner_ids=ids, since=filters.since, until=filters.until)
     narrowing = dataclasses.replace(filters, store_id=None, guide_id=None)
     if aggregates.is_built(session, merchant_id=m):
+        # every guide of the merchant (most customers): counted by looking each customer's owner up
+        everyone = filters.store_id is None and filters.guide_id is None and (
+            actor.kind == "system" or actor.role == Role.BRAND_ADMIN)
         repurchase = aggregates.repurchase_by_owner(
-            session, merchant_id=m, owned=customers.owned_select(merchant_id=m, owner_ids=ids), until=filters.until)
+            session, merchant_id=m, owned=customers.owned_select(merchant_id=m, owner_ids=ids), until=filters.until,
+            owner_of=customers.owner_of_select(merchant_id=m) if everyone else None, owner_ids=ids)
         sales = aggregates.sales_by_guide(session, merchant_id=m, start=filters.start, end=filters.end,
                                           store_id=filters.store_id, channel=narrowing.channel,
                                           campaign=narrowing.campaign, guide_ids=ids)
