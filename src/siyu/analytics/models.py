@@ -211,8 +211,10 @@ class PeopleCount(IdMixin, Base):
     campaign: Mapped[str] = mapped_column(String(200), default="")
     n: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (UniqueConstraint("merchant_id", "step", "day", "grp", "store_id", "prev_day", "second_day",
-                                       "channel", "campaign", name="uq_analytics_people_counts"),)
+    # unique, and on PostgreSQL covering `n` too: a period's counts are read by index alone (a range of
+    # (step, day)), which the planner otherwise answered with a scan of the whole table (2.5 s at 20M rows)
+    __table_args__ = (Index("uq_analytics_people_counts", "merchant_id", "step", "day", "grp", "store_id", "prev_day",
+                            "second_day", "channel", "campaign", unique=True, postgresql_include=["n"]),)
 
 
 # ---------------------------------------------------------------- RFM snapshots (written by the job analytics.rfm_snapshots)

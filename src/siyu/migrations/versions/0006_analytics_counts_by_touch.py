@@ -33,7 +33,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('channel', sa.String(length=20), nullable=False))
         batch_op.add_column(sa.Column('campaign', sa.String(length=200), nullable=False))
         batch_op.drop_constraint(batch_op.f('uq_analytics_people_counts'), type_='unique')
-        batch_op.create_unique_constraint('uq_analytics_people_counts', ['merchant_id', 'step', 'day', 'grp', 'store_id', 'prev_day', 'second_day', 'channel', 'campaign'])
+        batch_op.create_index('uq_analytics_people_counts', ['merchant_id', 'step', 'day', 'grp', 'store_id', 'prev_day', 'second_day', 'channel', 'campaign'], unique=True, postgresql_include=['n'])
 
     with op.batch_alter_table('analytics_people_days', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_analytics_people_days_campaign'))
@@ -60,7 +60,7 @@ def downgrade() -> None:
         batch_op.create_index(batch_op.f('ix_analytics_people_days_campaign'), ['merchant_id', 'campaign', 'day'], unique=False)
 
     with op.batch_alter_table('analytics_people_counts', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_analytics_people_counts', type_='unique')
+        batch_op.drop_index('uq_analytics_people_counts')
         batch_op.create_unique_constraint(batch_op.f('uq_analytics_people_counts'), ['merchant_id', 'step', 'day', 'grp', 'store_id', 'prev_day', 'second_day'])
         batch_op.drop_column('campaign')
         batch_op.drop_column('channel')
