@@ -99,7 +99,10 @@ class CustomerPurchaseStats(IdMixin, Base):
     month_bits: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (UniqueConstraint("merchant_id", "customer_id"),
-                      Index("ix_analytics_customer_stats_first_month", "merchant_id", "first_month"),
+                      # cohorts: the acquisition months' rows counted per group and months-bought bitmask
+                      # from the index alone, narrowed to a first touch channel or campaign too
+                      Index("ix_analytics_customer_stats_cohorts", "merchant_id", "first_month", "first_group",
+                            "month_bits", "first_channel", "first_campaign"),
                       # RFM: the quintile cut points are read as the n-th value along these; the first
                       # also covers the scoring scan (narrower than the rows)
                       Index("ix_analytics_customer_stats_rfm", "merchant_id", "kept_orders", "kept_cents",

@@ -630,12 +630,18 @@ def cohort_cells(session: Session, *, merchant_id: int, first: dt.date, last: dt
     partial = until is not None and until < month_end
     if partial:
         conditions.append(s.first_paid_at < until)
-    # bigint >> integer (PostgreSQL has no bigint >> bigint); k is a small int, written as a literal
-    cols = [func.sum(s.month_bits.op(">>")(literal_column(str(int(k)))).op("&")(literal_column("1")))
-            for k in range(1, horizon + 1)]
-    stmt = select(s.first_month, s.first_group, func.count(), *cols).where(*conditions).group_by(
-        s.first_month, s.first_group)
-    out = [(m, g, int(n), [int(x or 0) for x in rest]) for m, g, n, *rest in session.execute(stmt)]
+    # counted per month, group and bitmask of the months bought again (a few thousand rows, read from the
+    # cohorts index alone), the bits tallied here
+    cells: dict[tuple[dt.date, str], list[int]] = {}
+    for m, g, bits, n in session.execute(select(s.first_month, s.first_group, s.month_bits, func.count()).where(
+            *conditions).group_by(s.first_month, s.first_group, s.month_bits)):
+        cell = cells.setdefault((m, g), [0] * (horizon + 1))
+        cell[0] += int(n)
+        bits = int(bits or 0)
+        for k in range(1, horizon + 1):
+            if bits >> k & 1:
+                cell[k] += int(n)
+    out = [(m, g, cell[0], cell[1:]) for (m, g), cell in cells.items()]
     if partial and until is not None and horizon:
         bought = orders.kept_buyers_select(merchant_id=merchant_id, since=month_start, until=until)
         again = {(m, g): int(n) for m, g, n in session.execute(

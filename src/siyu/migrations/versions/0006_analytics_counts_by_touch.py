@@ -35,6 +35,10 @@ def upgrade() -> None:
         batch_op.drop_constraint(batch_op.f('uq_analytics_people_counts'), type_='unique')
         batch_op.create_index('uq_analytics_people_counts', ['merchant_id', 'step', 'day', 'grp', 'store_id', 'prev_day', 'second_day', 'channel', 'campaign'], unique=True, postgresql_include=['n'])
 
+    with op.batch_alter_table('analytics_customer_stats', schema=None) as batch_op:
+        batch_op.drop_index('ix_analytics_customer_stats_first_month')
+        batch_op.create_index('ix_analytics_customer_stats_cohorts', ['merchant_id', 'first_month', 'first_group', 'month_bits', 'first_channel', 'first_campaign'], unique=False)
+
     with op.batch_alter_table('analytics_people_days', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_analytics_people_days_campaign'))
         batch_op.drop_index(batch_op.f('ix_analytics_people_days_channel'))
@@ -54,6 +58,10 @@ def downgrade() -> None:
         batch_op.drop_constraint('uq_analytics_rfm_snapshots_row', type_='unique')
         batch_op.create_unique_constraint(batch_op.f('uq_analytics_rfm_snapshots_row'), ['merchant_id', 'day', 'basis', 'store_id', 'owner_id', 'segment'])
         batch_op.drop_column('dim')
+
+    with op.batch_alter_table('analytics_customer_stats', schema=None) as batch_op:
+        batch_op.drop_index('ix_analytics_customer_stats_cohorts')
+        batch_op.create_index('ix_analytics_customer_stats_first_month', ['merchant_id', 'first_month'], unique=False)
 
     with op.batch_alter_table('analytics_people_days', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_analytics_people_days_channel'), ['merchant_id', 'channel', 'day'], unique=False)
