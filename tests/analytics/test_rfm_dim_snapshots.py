@@ -20,6 +20,7 @@ from siyu.analytics.service.common import Filters
 from siyu.core import clock
 from tests.analytics.conftest import END, START
 from tests.analytics.test_rfm_dims import FILTERS, TODAY, campaigns  # noqa: F401 (the fixture)
+from tests.analytics.test_rfm_past import paged_rfm
 from tests.factories.merchants import principal_of
 
 rfm = importlib.import_module("siyu.analytics.service.rfm")
@@ -97,13 +98,7 @@ def test_a_past_period_of_a_dimension_read_from_its_snapshot_equals_the_computed
     def reports(method: str, limit: int) -> list[tuple[str, str, list]]:
         out = []
         for actor, f in cases:
-            r = analytics.rfm(db, actor=actor, filters=f, method=method, customers_limit=limit)
-            pages, after = [r.customers], r.next_cursor
-            while after is not None:  # page by page
-                p = analytics.rfm(db, actor=actor, filters=f, method=method, customers_after=after,
-                                  customers_limit=limit)
-                pages.append(p.customers)
-                after = p.next_cursor
+            r, pages = paged_rfm(db, actor=actor, filters=f, method=method, limit=limit)
             out.append((r.source, r.trend_source, [analytics.rfm_dict(r), pages]))
         return out
 

@@ -17,6 +17,18 @@ from tests.factories.merchants import principal_of
 rfm = importlib.import_module("siyu.analytics.service.rfm")
 
 
+
+def paged_rfm(db, *, actor, filters, method: str, limit: int):
+    """The RFM report and every page of its customers, read page by page."""
+    r = analytics.rfm(db, actor=actor, filters=filters, method=method, customers_limit=limit)
+    pages, after = [r.customers], r.next_cursor
+    while after is not None:
+        p = analytics.rfm(db, actor=actor, filters=filters, method=method, customers_after=after,
+                          customers_limit=limit)
+        pages.append(p.customers)
+        after = p.next_cursor
+    return r, pages
+
 def test_a_past_period_read_from_its_snapshot_equals_the_computed_report(db, sales):
     m = sales["merchant"]
     admin = principal_of(db, sales["admin"])
@@ -37,13 +49,7 @@ def test_a_past_period_read_from_its_snapshot_equals_the_computed_report(db, sal
         for end in ends:
             for actor, narrow in cases:
                 f = Filters(start=START if end > START else end, end=end, **narrow)
-                r = analytics.rfm(db, actor=actor, filters=f, method=method, customers_limit=limit)
-                pages, after = [r.customers], r.next_cursor
-                while after is not None:  # page by page
-                    p = analytics.rfm(db, actor=actor, filters=f, method=method, customers_after=after,
-                                      customers_limit=limit)
-                    pages.append(p.customers)
-                    after = p.next_cursor
+                r, pages = paged_rfm(db, actor=actor, filters=f, method=method, limit=limit)
                 out.append((r.source, [analytics.rfm_dict(r), pages]))
         return out
 

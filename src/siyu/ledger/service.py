@@ -146,29 +146,31 @@ def post_new(session: Session, *, merchant_id: int, kind: str, owner_type: str, 
     session.flush()
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        return _post_new_pg(session, conn, merchant_id=merchant_id, kind=kind, owner_type=owner_type,
-                            owner_id=owner_id, delta=delta, reason=reason, idempotency_key=idempotency_key,
-                            note=note, ref_type=ref_type, ref_id=ref_id, actor=actor, now=now)
-    accounts = LedgerAccount.__table__
-    row = conn.execute(
-        update(accounts)
-        .where(accounts.c.merchant_id == merchant_id, accounts.c.kind == kind,
-               accounts.c.owner_type == owner_type, accounts.c.owner_id == owner_id,
-               accounts.c.balance + delta >= 0)
-        .values(balance=accounts.c.balance + delta, updated_at=now)
-        .returning(accounts.c.id, accounts.c.balance)
-    ).first()
-    if row is None:
+        row = _post_new_pg(conn, merchant_id=merchant_id, kind=kind, owner_type=owner_type, owner_id=owner_id,
+                           delta=delta, reason=reason, idempotency_key=idempotency_key, note=note,
+                           ref_type=ref_type, ref_id=ref_id, actor=actor, now=now)
+    else:
+        accounts = LedgerAccount.__table__
+        row = conn.execute(
+            update(accounts)
+            .where(accounts.c.merchant_id == merchant_id, accounts.c.kind == kind,
+                   accounts.c.owner_type == owner_type, accounts.c.owner_id == owner_id,
+                   accounts.c.balance + delta >= 0)
+            .values(balance=accounts.c.balance + delta, updated_at=now)
+            .returning(accounts.c.id, accounts.c.balance)
+        ).first()
+        if row is not None:
+            conn.execute(insert(LedgerEntry.__table__).values(
+                merchant_id=merchant_id, account_id=row[0], delta=delta, balance_after=row[1], reason=reason[:40],
+                note=(note or "")[:500], idempotency_key=idempotency_key, ref_type=ref_type, ref_id=ref_id,
+                actor_type=actor.kind if actor else "system", actor_id=actor.subject_id if actor else None,
+                created_at=now))
+    if row is None:  # no such account yet, or the balance is short: `post` opens it, or raises
         return post(session, merchant_id=merchant_id, kind=kind, owner_type=owner_type, owner_id=owner_id,
                     delta=delta, reason=reason, idempotency_key=idempotency_key, note=note, ref_type=ref_type,
                     ref_id=ref_id, actor=actor).balance_after
     account_id, new_balance = row
     _sync_loaded(session, account_id, new_balance, now)
-    conn.execute(insert(LedgerEntry.__table__).values(
-        merchant_id=merchant_id, account_id=account_id, delta=delta, balance_after=new_balance, reason=reason[:40],
-        note=(note or "")[:500], idempotency_key=idempotency_key, ref_type=ref_type, ref_id=ref_id,
-        actor_type=actor.kind if actor else "system", actor_id=actor.subject_id if actor else None, created_at=now,
-    ))
     return int(new_balance)
 
 
@@ -200,21 +202,15 @@ def _sync_loaded(session: Session, account_id: int, balance: int, now: Any) -> N
         set_committed_value(loaded, "updated_at", now)
 
 
-def _post_new_pg(session: Session, conn: Any, *, merchant_id: int, kind: str, owner_type: str, owner_id: int,
-                 delta: int, reason: str, idempotency_key: str, note: str, ref_type: str | None, ref_id: int | None,
-                 actor: Principal | None, now: Any) -> int:
-    row = conn.execute(_POST_NEW_PG, {
+def _post_new_pg(conn: Any, *, merchant_id: int, kind: str, owner_type: str, owner_id: int, delta: int, reason: str,
+                 idempotency_key: str, note: str, ref_type: str | None, ref_id: int | None, actor: Principal | None,
+                 now: Any) -> Any:
+    """(account id, balance after) from `_POST_NEW_PG`, or None when nothing was posted."""
+    return conn.execute(_POST_NEW_PG, {
         "now": now, "delta": delta, "merchant_id": merchant_id, "kind": kind, "owner_type": owner_type,
         "owner_id": owner_id, "reason": reason[:40], "note": (note or "")[:500], "key": idempotency_key,
         "ref_type": ref_type, "ref_id": ref_id, "actor_type": actor.kind if actor else "system",
         "actor_id": actor.subject_id if actor else None}).first()
-    if row is None:
-        return post(session, merchant_id=merchant_id, kind=kind, owner_type=owner_type, owner_id=owner_id,
-                    delta=delta, reason=reason, idempotency_key=idempotency_key, note=note, ref_type=ref_type,
-                    ref_id=ref_id, actor=actor).balance_after
-    account_id, new_balance = row
-    _sync_loaded(session, account_id, new_balance, now)
-    return int(new_balance)
 
 
 def open_accounts(session: Session, *, merchant_id: int, kind: str, owner_type: str, opening: Mapping[int, int],

@@ -28,8 +28,9 @@ from siyu.analytics.service.common import (
     local_day,
     month_of,
     months_between,
+    whole_merchant,
 )
-from siyu.analytics.service.rfm import customer_ids_in_scope, whole_merchant
+from siyu.analytics.service.rfm import customer_ids_in_scope
 from siyu.core import clock
 from siyu.core.auth import Principal
 from siyu.customers import service as customers

@@ -120,6 +120,11 @@ def make_filters(*, start: Any = None, end: Any = None, store_id: Any = None, gu
                    guide_id=_parse_id(guide_id, "guide_id"), channel=channel, campaign=campaign)
 
 
+def whole_merchant(actor: Principal, *, store_id: int | None, guide_id: int | None) -> bool:
+    """Whether the actor sees every customer of the merchant, not narrowed to a store or a guide."""
+    return (actor.kind == "system" or actor.role == Role.BRAND_ADMIN) and store_id is None and guide_id is None
+
+
 def channel_group(f: PaidOrderFact) -> str:
     """The channel-mix group of one order: its touch channel when it names a group; else a sharer (a
     guide's or a distributor's link) or a leader's pickup makes it social, a store pickup store, and the

@@ -42,8 +42,9 @@ from siyu.analytics.service.common import (
     local_day,
     order_facts,
     ratio_half_up,
+    whole_merchant,
 )
-from siyu.core.auth import Principal, Role
+from siyu.core.auth import Principal
 from siyu.customers import service as customers
 
 FACTORS = ("visitors", "conversion", "aov")
@@ -90,8 +91,7 @@ class Decomposition:
 def customer_scope(session: Session, *, actor: Principal, filters: Filters) -> set[int] | None:
     """The customers whose events count for the actor and filters; None: everyone, anonymous
     visitors included (a brand-wide view not narrowed to a store or guide)."""
-    if (actor.kind == "system" or actor.role == Role.BRAND_ADMIN) and filters.store_id is None \
-            and filters.guide_id is None:
+    if whole_merchant(actor, store_id=filters.store_id, guide_id=filters.guide_id):
         return None
     return {cid for cid, _o, _s, _c in customers.customer_facts(session, actor=actor, store_id=filters.store_id,
                                                                  owner_id=filters.guide_id)}

@@ -17,7 +17,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from siyu.analytics.service import aggregates
-from siyu.analytics.service.common import Filters, bps, channel_group, channel_matches, order_facts
+from siyu.analytics.service.common import (
+    Filters,
+    bps,
+    channel_group,
+    channel_matches,
+    order_facts,
+    whole_merchant,
+)
 from siyu.core.auth import Principal, Role, system_principal
 from siyu.customers import service as customers
 from siyu.merchants import service as merchants
@@ -56,8 +63,7 @@ def leaderboard(session: Session, *, actor: Principal, filters: Filters) -> list
     narrowing = dataclasses.replace(filters, store_id=None, guide_id=None)
     if aggregates.is_built(session, merchant_id=m):
         # every guide of the merchant (most customers): counted by looking each customer's owner up
-        everyone = filters.store_id is None and filters.guide_id is None and (
-            actor.kind == "system" or actor.role == Role.BRAND_ADMIN)
+        everyone = whole_merchant(actor, store_id=filters.store_id, guide_id=filters.guide_id)
         repurchase = aggregates.repurchase_by_owner(
             session, merchant_id=m, owned=customers.owned_select(merchant_id=m, owner_ids=ids), until=filters.until,
             owner_of=customers.owner_of_select(merchant_id=m) if everyone else None, owner_ids=ids)

@@ -56,7 +56,7 @@ from siyu.analytics.models import (
     SavedSegment,
 )
 from siyu.analytics.service import aggregates
-from siyu.analytics.service.common import Filters, local_day, order_facts
+from siyu.analytics.service.common import Filters, local_day, order_facts, whole_merchant
 from siyu.analytics.service.settings import get_settings
 from siyu.core import audit, clock
 from siyu.core.auth import Principal, Role, get_scoped, scoped, system_principal
@@ -266,10 +266,6 @@ def segment_sql(r: Any, f: Any, m: Any, n: Any) -> Any:
     return case((and_(r >= 4, fm >= 7), "champions"), (and_(r >= 4, n == 1), "new"), (and_(r >= 3, fm >= 5), "loyal"),
                 (r >= 3, "potential"), (and_(r == 1, fm >= 7), "cant_lose"), (fm >= 5, "at_risk"), (r == 2, "hibernating"),
                 else_="lost")
-
-
-def whole_merchant(actor: Principal, *, store_id: int | None, guide_id: int | None) -> bool:
-    return (actor.kind == "system" or actor.role == Role.BRAND_ADMIN) and store_id is None and guide_id is None
 
 
 def customer_ids_in_scope(session: Session, *, actor: Principal, store_id: int | None, guide_id: int | None
