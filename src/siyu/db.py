@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.selectable import Join
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -64,6 +66,26 @@ class Base(DeclarativeBase):
 
 class IdMixin:
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+
+
+class _CrossJoin(Join):
+    """`cross_join`: an inner join that SQLite writes as `CROSS JOIN … ON` (the left side is the outer loop)."""
+
+    inherit_cache = True
+
+
+@compiles(_CrossJoin, "sqlite")
+def _sqlite_cross_join(element: _CrossJoin, compiler: Any, **kw: Any) -> str:
+    kw["asfrom"] = True
+    return (f"{compiler.process(element.left, **kw)} CROSS JOIN {compiler.process(element.right, **kw)}"
+            f" ON {compiler.process(element.onclause, **kw)}")
+
+
+def cross_join(left: Any, right: Any, onclause: Any) -> Join:
+    """An inner join of `left` and `right` that SQLite must run with `left` as the outer loop (its
+    `CROSS JOIN`: the planner does not reorder it); a plain JOIN elsewhere. For a scan of `left` with a
+    primary-key lookup into `right` where SQLite's planner would walk an index of `right` instead."""
+    return _CrossJoin(left, right, onclause)
 
 
 def _sqlite_hooks(engine: Engine) -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import (
@@ -1004,14 +1004,6 @@ def owned_select(*, merchant_id: int, owner_ids: list[int]) -> Select[Any]:
     join its per-customer rows to in the database."""
     return select(Customer.id.label("customer_id"), Customer.owner_id.label("owner_id")).where(
         Customer.merchant_id == merchant_id, Customer.merged_into_id.is_(None), Customer.owner_id.in_(owner_ids))
-
-
-def owner_of_select(*, merchant_id: int) -> Callable[[Any], Any]:
-    """customer id expression -> a correlated SELECT of that live customer's owner (looked up by primary
-    key), for analytics to count its per-customer rows by owner in the database."""
-    return lambda customer_id: select(Customer.owner_id).where(
-        Customer.id == customer_id, Customer.merchant_id == merchant_id,
-        Customer.merged_into_id.is_(None)).scalar_subquery()
 
 
 def customers_by_ids(session: Session, *, actor: Principal, ids: list[int]) -> list[Customer]:

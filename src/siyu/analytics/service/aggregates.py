@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import (
@@ -55,7 +55,7 @@ from siyu.analytics.service.common import (
     months_between,
 )
 from siyu.core import clock
-from siyu.db import last_in_transaction
+from siyu.db import cross_join, last_in_transaction
 from siyu.orders import service as orders
 from siyu.orders.service import PaidOrderFact
 
@@ -561,27 +561,22 @@ def sales_by_guide(session: Session, *, merchant_id: int, start: dt.date, end: d
 
 
 def repurchase_by_owner(session: Session, *, merchant_id: int, owned: Any, until: dt.datetime,
-                        owner_of: Any = None, owner_ids: Iterable[int] = ()) -> dict[int, tuple[int, int]]:
+                        most: bool = False) -> dict[int, tuple[int, int]]:
     """{owner: (their customers with a kept purchase before `until`, those with two or more)} from the
     per-customer rows (first and second kept purchase times: right for any past `until`), joined to
     `owned` (a SELECT of customer_id, owner_id) and counted in the database.
 
-    With `owner_of` (a correlated SELECT of a live customer's owner by id) for `owner_ids` that hold most
-    of the merchant's customers (every guide), SQLite reads the per-customer rows in order and looks each
-    owner up by primary key instead: walking the owner index and looking each row up was three times
-    slower at a million customers. PostgreSQL hashes the join either way."""
+    `most`: the owners hold most of the merchant's customers (every guide). SQLite then reads the
+    per-customer rows in order and looks each owner up by primary key (`cross_join`): its planner walked
+    the owner index and looked each row up, about three times slower at a million customers. PostgreSQL
+    hashes the join either way."""
     s = CustomerPurchaseStats
-    bought = case((s.first_paid_at < until, 1), else_=0)
-    again = case((s.second_paid_at < until, 1), else_=0)
-    if owner_of is not None and session.get_bind().dialect.name == "sqlite":
-        sub = select(owner_of(s.customer_id).label("owner_id"), bought.label("b"), again.label("r")).where(
-            s.merchant_id == merchant_id).subquery()
-        stmt = select(sub.c.owner_id, func.sum(sub.c.b), func.sum(sub.c.r)).where(
-            sub.c.owner_id.in_(list(owner_ids))).group_by(sub.c.owner_id)
-    else:
-        o = owned.subquery()
-        stmt = select(o.c.owner_id, func.sum(bought), func.sum(again)).join(
-            s, (s.customer_id == o.c.customer_id) & (s.merchant_id == merchant_id)).group_by(o.c.owner_id)
+    o = owned.subquery()
+    on = (s.customer_id == o.c.customer_id) & (s.merchant_id == merchant_id)
+    joined = cross_join(s.__table__, o, on) if most else s.__table__.join(o, on)
+    stmt = select(o.c.owner_id, func.sum(case((s.first_paid_at < until, 1), else_=0)),
+                  func.sum(case((s.second_paid_at < until, 1), else_=0))).select_from(joined).where(
+        s.merchant_id == merchant_id).group_by(o.c.owner_id)
     return {int(g): (int(b or 0), int(r or 0)) for g, b, r in session.execute(stmt)}
 
 
@@ -628,13 +623,17 @@ def cohort_cells(session: Session, *, merchant_id: int, first: dt.date, last: dt
         conditions.append(s.customer_id.in_(scope))
     month_start, month_end = clock.local_day_bounds(last)[0], clock.local_day_bounds(add_months(last, 1))[0]
     partial = until is not None and until < month_end
-    if partial:
-        conditions.append(s.first_paid_at < until)
     # counted per month, group and bitmask of the months bought again (a few thousand rows, read from the
-    # cohorts index alone), the bits tallied here
+    # cohorts index alone), the bits tallied here; as of a moment inside the last month, that month's
+    # members are those who first bought before it (the rows themselves read: a month of customers), the
+    # earlier months' all of theirs (still from the index alone)
+    per_bits = select(s.first_month, s.first_group, s.month_bits, func.count()).group_by(
+        s.first_month, s.first_group, s.month_bits)
+    parts = [per_bits.where(*conditions)] if not partial else [
+        per_bits.where(*conditions, s.first_month < last),
+        per_bits.where(*conditions, s.first_month == last, s.first_paid_at < until)]
     cells: dict[tuple[dt.date, str], list[int]] = {}
-    for m, g, bits, n in session.execute(select(s.first_month, s.first_group, s.month_bits, func.count()).where(
-            *conditions).group_by(s.first_month, s.first_group, s.month_bits)):
+    for m, g, bits, n in (row for part in parts for row in session.execute(part)):
         cell = cells.setdefault((m, g), [0] * (horizon + 1))
         cell[0] += int(n)
         bits = int(bits or 0)

@@ -66,7 +66,7 @@ def leaderboard(session: Session, *, actor: Principal, filters: Filters) -> list
         everyone = whole_merchant(actor, store_id=filters.store_id, guide_id=filters.guide_id)
         repurchase = aggregates.repurchase_by_owner(
             session, merchant_id=m, owned=customers.owned_select(merchant_id=m, owner_ids=ids), until=filters.until,
-            owner_of=customers.owner_of_select(merchant_id=m) if everyone else None, owner_ids=ids)
+            most=everyone)
         sales = aggregates.sales_by_guide(session, merchant_id=m, start=filters.start, end=filters.end,
                                           store_id=filters.store_id, channel=narrowing.channel,
                                           campaign=narrowing.campaign, guide_ids=ids)
