@@ -227,6 +227,20 @@ def dim_totals_as_of(session: Session, *, merchant_id: int, dim: str, until: dt.
     return out
 
 
+def totals_as_of(session: Session, *, merchant_id: int, until: dt.datetime) -> dict[int, tuple[dt.datetime, int, int]]:
+    """customer -> (last purchase, orders, kept cents) of their kept goods orders paid before `until`
+    (refunds as of now), of a merchant whose per-customer rows are built: the rows whose last kept purchase
+    is before `until` hold exactly that; the customers who bought since have their orders before `until`
+    grouped in the database (`dim_totals_as_of` without a dimension)."""
+    s = CustomerPurchaseStats
+    conds = [s.merchant_id == merchant_id, s.kept_orders > 0]
+    out = {int(c): (last, int(n), int(k)) for c, last, n, k in session.execute(
+        select(s.customer_id, s.last_paid_at, s.kept_orders, s.kept_cents).where(*conds, s.last_paid_at < until))}
+    late = select(s.customer_id).where(*conds, s.last_paid_at >= until)
+    out.update(totals_before(session, merchant_id=merchant_id, customer_ids=late, until=until))
+    return out
+
+
 def dim_names(session: Session, *, merchant_id: int) -> list[str]:
     """The merchant's dimensions (the `dim` of its CustomerDimStats rows), ascending: one seek along the
     (merchant, dim, …) index per dimension for the next one, not a scan of every row."""

@@ -83,12 +83,10 @@ METHODS = ("quintiles", "thresholds")
 CUSTOMERS_PAGE = 100
 MEMBERS_PAGE = 500
 EXPORT_BATCH = 2_000
-# A snapshot of a day is computed from the per-customer rows, re-reading the orders of the customers who
-# bought since that day when they are at most this many; else from all the orders.
-SNAPSHOT_LATE_CUSTOMERS = 1_000
-# The job (every minute) writes yesterday's snapshot, and fills in one missing day of this window per run
-# (newest first; a day long past is read from all the orders): the default 30-day period's trend reads
-# the day 30 days ago.
+# A snapshot of a day is computed from the per-customer rows, the orders before its end of the customers who
+# bought since grouped in the database. The job (every minute) writes yesterday's snapshot, and fills in one
+# missing day of this window per run (newest first): the default 30-day period's trend reads the day 30 days
+# ago.
 SNAPSHOT_BACKFILL_DAYS = 62
 SNAPSHOT_BACKFILL_PER_RUN = 1
 _FAR_PAST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
@@ -693,46 +691,12 @@ def _from_snapshot(session: Session, *, actor: Principal, filters: Filters, meth
     return _Computation(scoring, sum(counts.values()), counts, values, distribution, page)
 
 
-def _kept_until(session: Session, *, merchant_id: int, customer_id: int, until: dt.datetime
-                ) -> tuple[dt.datetime, int, int] | None:
-    """(last purchase, orders, net cents) of one customer's kept goods orders paid before `until`, read
-    through the orders service."""
-    actor = system_principal(merchant_id)
-    last, n, cents = None, 0, 0
-    cursor = None
-    while True:
-        page = orders.list_orders(session, actor=actor, filters=orders.OrderFilter(customer_id=customer_id),
-                                  cursor=cursor, limit=100)
-        for o in page.items:
-            if (o.paid_at is not None and o.kind == "goods" and o.paid_at < until
-                    and o.total_cents > (o.refunded_cents or 0)):
-                n += 1
-                cents += o.total_cents - (o.refunded_cents or 0)
-                last = o.paid_at if last is None or o.paid_at > last else last
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return None if last is None else (last, n, cents)
-
-
 def totals_as_of(session: Session, *, merchant_id: int, until: dt.datetime) -> dict[int, tuple[dt.datetime, int, int]]:
     """customer -> (last purchase, orders, net cents) of the kept goods orders paid before `until` (what
-    `_aggregates` gives without filters). When the merchant's per-customer rows are built, those whose last
-    kept purchase is before `until` are exact already; the few who bought since are recomputed from their
-    orders. Otherwise (or when many bought since) the orders are grouped per customer."""
-    s = CustomerPurchaseStats
+    `_aggregates` gives without filters): from the per-customer rows when the merchant's are built
+    (`aggregates.totals_as_of`), else the orders grouped per customer."""
     if aggregates.is_built(session, merchant_id=merchant_id):
-        late = list(session.scalars(select(s.customer_id).where(s.merchant_id == merchant_id,
-                                                                s.last_paid_at >= until)))
-        if len(late) <= SNAPSHOT_LATE_CUSTOMERS:
-            out = {int(c): (last, int(n), int(k)) for c, last, n, k in session.execute(
-                select(s.customer_id, s.last_paid_at, s.kept_orders, s.kept_cents).where(
-                    s.merchant_id == merchant_id, s.kept_orders > 0, s.last_paid_at < until))}
-            for cid in late:
-                got = _kept_until(session, merchant_id=merchant_id, customer_id=int(cid), until=until)
-                if got is not None:
-                    out[int(cid)] = got
-            return out
+        return aggregates.totals_as_of(session, merchant_id=merchant_id, until=until)
     return {cid: (last, n, kept) for cid, _f, last, n, kept in orders.customer_order_totals(
         session, merchant_id=merchant_id, until=until)}
 
