@@ -37,6 +37,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
     true,
     union_all,
 )
@@ -470,6 +471,10 @@ def counted(session: Session, *, merchant_id: int, event_id: int) -> bool:
     return through is not None and event_id <= through
 
 
+# PostgreSQL's memory for each sort or hash of a rebuild (its GROUP BYs over every order of the merchant)
+REBUILD_WORK_MEM = "256MB"
+
+
 def rebuild(session: Session, *, merchant_id: int) -> dict[str, Any]:
     """Recompute the merchant's aggregates from its orders and mark it built: the daily sales and the
     per-customer rows each in one INSERT … SELECT … GROUP BY in the database (no order comes into Python),
@@ -477,6 +482,10 @@ def rebuild(session: Session, *, merchant_id: int) -> dict[str, Any]:
     from siyu.core.models import OutboxEvent
 
     started = time.perf_counter()
+    if session.get_bind().dialect.name == "postgresql":
+        # the GROUP BYs below sort and hash millions of rows: in memory for this transaction, not in
+        # 4 MB runs spilled to disk
+        session.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
     events_through = int(session.scalar(select(func.max(OutboxEvent.id))) or 0)
     session.execute(delete(DailySales).where(DailySales.merchant_id == merchant_id))
     session.execute(delete(CustomerPurchaseStats).where(CustomerPurchaseStats.merchant_id == merchant_id))
