@@ -1016,6 +1016,23 @@ def customers_by_ids(session: Session, *, actor: Principal, ids: list[int]) -> l
     return [found[i] for i in ids if i in found]
 
 
+def contacts_by_ids(session: Session, *, actor: Principal, ids: list[int], unmask: bool
+                    ) -> dict[int, tuple[str, str, str, str]]:
+    """{id: (nickname, phone, owner name, store name)} of the live customers among `ids` that the actor may
+    see, for exports of many customers (`summaries` without tags, stats or ORM objects); phones masked
+    unless `unmask` (the caller audits an unmasked export)."""
+    merchant_id = actor.merchant_id
+    rows: list[tuple[int, str, str | None, int | None, int | None]] = []
+    for i in range(0, len(ids), 1000):
+        stmt = scoped(select(Customer.id, Customer.nickname, Customer.phone, Customer.owner_id, Customer.store_id),
+                      Customer, actor).where(Customer.id.in_(ids[i:i + 1000]), Customer.merged_into_id.is_(None))
+        rows.extend(session.execute(stmt).tuples())
+    owner_names = merchants.staff_names(session, merchant_id, list({r[3] for r in rows if r[3]}))
+    store_names = store_names_of(session, merchant_id, list({r[4] for r in rows if r[4]}))
+    return {cid: (nickname or "", (phone or "") if unmask else mask_phone(phone), owner_names.get(owner or 0, ""),
+                  store_names.get(store or 0, "")) for cid, nickname, phone, owner, store in rows}
+
+
 def placements_by_ids(session: Session, *, merchant_id: int, ids: list[int]) -> dict[int, tuple[int, int]]:
     """{id: (store_id, owner_id)} (0 for none) of the live customers among `ids` that have a store or an
     owner, as plain tuples (analytics reads where each day's people belong)."""

@@ -906,14 +906,10 @@ def member_csv(session: Session, segment_id: int, *, actor: Principal) -> Iterat
     for chunk in customers.iter_csv([list(MEMBER_COLUMNS)]):
         out.write(chunk)
     for batch in comp.iter(row.segment):
-        by_id = {c.customer_id: c for c in batch}
-        people = customers.customers_by_ids(session, actor=actor, ids=list(by_id))
-        rows = []
-        for item in customers.summaries(session, people, actor=actor, unmask=unmask):
-            c = by_id[item["id"]]
-            rows.append([str(c.customer_id), item["nickname"], item["phone"], item["owner_name"], item["store_name"],
-                         c.segment, str(c.recency_days), str(c.frequency), cents_to_yuan_str(c.monetary_cents),
-                         str(c.r), str(c.f), str(c.m)])
+        contacts = customers.contacts_by_ids(session, actor=actor, ids=[c.customer_id for c in batch], unmask=unmask)
+        rows = [[str(c.customer_id), *contacts[c.customer_id], c.segment, str(c.recency_days), str(c.frequency),
+                 cents_to_yuan_str(c.monetary_cents), str(c.r), str(c.f), str(c.m)]
+                for c in batch if c.customer_id in contacts]
         n += len(rows)
         for i, chunk in enumerate(customers.iter_csv(rows)):
             if i:  # the first chunk is the byte-order mark, written once above
