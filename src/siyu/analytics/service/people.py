@@ -40,7 +40,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String, case, cast, delete, func, insert, literal, select, union_all
+from sqlalchemy import String, case, cast, delete, func, insert, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from siyu.analytics.models import AggregateState, PeopleCount, PeopleDay
@@ -156,12 +156,20 @@ def _seed(session: Session, merchant_id: int, people: list[str], state: _State, 
     state.known.update(new)
     d = PeopleDay
     for i in range(0, len(new), CHUNK):
-        for person, step, last, n in session.execute(
-                select(d.person, d.step, func.max(d.day), func.max(d.orders)).where(
-                    d.merchant_id == merchant_id, d.person.in_(new[i:i + CHUNK]), d.day < before).group_by(
-                    d.person, d.step)):
+        # each step's last day from the unique index alone; then the orders so far from one row per person:
+        # that of their latest day (`orders` only grows with the day), not from every row of their history
+        latest: dict[str, tuple[int, dt.date]] = {}
+        for person, step, last in session.execute(select(d.person, d.step, func.max(d.day)).where(
+                d.merchant_id == merchant_id, d.person.in_(new[i:i + CHUNK]), d.day < before).group_by(
+                d.person, d.step)):
             state.last[(person, int(step))] = last
-            state.orders[person] = max(state.orders.get(person, 0), int(n or 0))
+            if person not in latest or last > latest[person][1]:
+                latest[person] = (int(step), last)
+        if latest:
+            for person, n in session.execute(select(d.person, d.orders).where(
+                    d.merchant_id == merchant_id,
+                    tuple_(d.person, d.step, d.day).in_([(p, st, day) for p, (st, day) in latest.items()]))):
+                state.orders[person] = max(state.orders.get(person, 0), int(n or 0))
 
 
 def _walk(day: dt.date, people: DayPeople, state: _State, places: dict[str, tuple[int, int]]
