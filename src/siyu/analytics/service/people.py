@@ -40,7 +40,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String, case, cast, delete, func, insert, literal, select, tuple_, union_all
+from sqlalchemy import String, and_, case, cast, delete, func, insert, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from siyu.analytics.models import AggregateState, PeopleCount, PeopleDay
@@ -166,9 +166,10 @@ def _seed(session: Session, merchant_id: int, people: list[str], state: _State, 
             if person not in latest or last > latest[person][1]:
                 latest[person] = (int(step), last)
         if latest:
-            for person, n in session.execute(select(d.person, d.orders).where(
-                    d.merchant_id == merchant_id,
-                    tuple_(d.person, d.step, d.day).in_([(p, st, day) for p, (st, day) in latest.items()]))):
+            # one key lookup each (SQLite scanned the whole table for a row-value IN list)
+            keys = [and_(d.person == p, d.step == st, d.day == day) for p, (st, day) in latest.items()]
+            for person, n in session.execute(select(d.person, d.orders).where(d.merchant_id == merchant_id,
+                                                                              or_(*keys))):
                 state.orders[person] = max(state.orders.get(person, 0), int(n or 0))
 
 
