@@ -370,6 +370,26 @@ def walked_figures(db, shop) -> dict:
     return out
 
 
+def test_the_first_fold_of_a_day_with_many_people_reads_the_days_events_once_with_the_same_rows(db, shop,
+                                                                                             monkeypatch):
+    m = shop["m"].id
+    aggregates.rebuild(db, merchant_id=m)  # days through 06-09
+    today = PeopleDay.day == NOW.date()
+
+    def todays_rows() -> set[tuple]:
+        assert people.fold_today(db, merchant_id=m, now=NOW) > 0
+        return {r for r in rows(db, m)[0] if r[2] == NOW.date()}
+
+    # when today's people are walked chunk by chunk, each chunk's events read with its people
+    with db.begin_nested() as sp:
+        per_chunk = todays_rows()
+        sp.rollback()
+    assert len({r[0] for r in per_chunk}) >= 2 and not db.scalar(select(PeopleDay.id).where(today).limit(1))
+    # then with more people than a chunk (the day's events read once, picked by person) the rows are the same
+    monkeypatch.setattr(people, "CHUNK", 1)
+    assert todays_rows() == per_chunk
+
+
 def test_todays_people_are_kept_as_provisional_rows_the_views_bring_up_to_date(db, shop):
     m = shop["m"].id
     aggregates.rebuild(db, merchant_id=m)  # days through 06-09

@@ -384,14 +384,19 @@ def walk_people_day(session: Session, *, merchant_id: int, day: dt.date, people:
     """The rows of some people's whole `day` (their events and paid goods orders of that day), each walked
     after their counted history before it, and those among them whose second paid goods order came that day."""
     events: list[tuple[str, int | None, str | None, str | None, str | None]] = []
-    for i in range(0, len(people), CHUNK):
-        chunk = people[i:i + CHUNK]
-        cids = [int(p[1:]) for p in chunk if p.startswith("c")]
-        vids = [p[1:] for p in chunk if p.startswith("v") and p != "vNone"]
-        for _d, kind, cid, vid, channel, _share, campaign in attribution.funnel_event_rows(
-                session, merchant_id=merchant_id, start=day, end=day, ordered=True, people=(cids, vids),
-                anonymous="vNone" in chunk):
-            events.append((kind, cid, vid, channel, campaign))
+    if len(people) > CHUNK:
+        # many people (the day's first fold: all of them): the day's events read once and picked here, not
+        # the day read again for every chunk of people
+        wanted = set(people)
+        events = [(kind, cid, vid, channel, campaign) for _d, kind, cid, vid, channel, _share, campaign in
+                  attribution.funnel_event_rows(session, merchant_id=merchant_id, start=day, end=day, ordered=True)
+                  if person_of(cid, vid) in wanted]
+    elif people:
+        cids = [int(p[1:]) for p in people if p.startswith("c")]
+        vids = [p[1:] for p in people if p.startswith("v") and p != "vNone"]
+        events = [(kind, cid, vid, channel, campaign) for _d, kind, cid, vid, channel, _share, campaign in
+                  attribution.funnel_event_rows(session, merchant_id=merchant_id, start=day, end=day, ordered=True,
+                                                people=(cids, vids), anonymous="vNone" in people)]
     start, end = clock.local_day_bounds(day)
     facts = orders.paid_order_facts_of(session, merchant_id=merchant_id, since=start, until=end,
                                        customer_ids=sorted({int(p[1:]) for p in people if p.startswith("c")}))
