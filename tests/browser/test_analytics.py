@@ -11,9 +11,11 @@ import pytest
 @pytest.mark.browser
 def test_analytics_dashboard_charts(live_server, page) -> None:
     from siyu.core import clock
+    from siyu.core.auth import Role
     from siyu.db import use_database
     from siyu.merchants import service as merchants
     from tests.factories.customers import make_customer
+    from tests.factories.merchants import make_staff, make_store
     from tests.factories.orders import make_order, make_sku
 
     # given a merchant whose customers paid three orders yesterday and the day before (Shanghai)
@@ -21,11 +23,13 @@ def test_analytics_dashboard_charts(live_server, page) -> None:
     today = clock.today_local()
     with use_database(live_server.database), live_server.database.scope() as session:
         merchant = merchants.get_merchant_by_slug(session, slug)
+        guide = make_staff(session, merchant=merchant, role=Role.GUIDE,
+                           store=make_store(session, merchant=merchant, name="看板门店"), name="看板导购")
         for days_ago, price in ((1, 12000), (1, 8000), (2, 5000)):
             day = today - dt.timedelta(days=days_ago)
             when = dt.datetime.combine(day, dt.time(11), tzinfo=clock.SHANGHAI)
             with clock.frozen(when):
-                customer = make_customer(session, merchant=merchant, nickname=f"看板顾客{price}")
+                customer = make_customer(session, merchant=merchant, nickname=f"看板顾客{price}", owner=guide)
                 make_order(session, merchant=merchant, customer=customer, status="paid",
                            items=[(make_sku(session, merchant=merchant, price_cents=price), 1)])
     live_server.login(page, username, password)
@@ -68,3 +72,13 @@ def test_analytics_dashboard_charts(live_server, page) -> None:
     table = page.locator(".chart-with-table .chart-table").first.bounding_box()
     assert chart is not None and table is not None
     assert chart["width"] > 300 and table["y"] >= chart["y"] + chart["height"]
+
+    # when the guide leaderboard (seven columns) is read on a laptop's screen
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{live_server.url}/console/analytics/leaderboard")
+    page.wait_for_selector(".chart-with-table .chart .main-svg")
+    # then its table stands below the chart, every column in view without scrolling inside its card
+    board = page.locator("[data-testid=leaderboard]")
+    holder = page.locator(".chart-with-table .chart-table").first
+    assert board.evaluate("t => t.scrollWidth") <= holder.evaluate("d => d.clientWidth")
+    assert holder.bounding_box()["y"] >= page.locator(".chart-with-table .chart").first.bounding_box()["y"] + 100
