@@ -374,6 +374,9 @@ def test_the_first_fold_of_a_day_with_many_people_reads_the_days_events_once_wit
                                                                                              monkeypatch):
     m = shop["m"].id
     aggregates.rebuild(db, merchant_id=m)  # days through 06-09
+    # (a second buyer today besides cA: cB's third order)
+    paid_order(db, shop["m"], shop["cb"], when=at(2026, 6, 10, 9, 30), price_cents=1200, channel="moments")
+    db.flush()
     today = PeopleDay.day == NOW.date()
 
     def todays_rows() -> set[tuple]:
@@ -384,7 +387,8 @@ def test_the_first_fold_of_a_day_with_many_people_reads_the_days_events_once_wit
     with db.begin_nested() as sp:
         per_chunk = todays_rows()
         sp.rollback()
-    assert len({r[0] for r in per_chunk}) >= 2 and not db.scalar(select(PeopleDay.id).where(today).limit(1))
+    assert len({r[0] for r in per_chunk if r[0].startswith("c") and r[7]}) >= 2  # two buyers, and others
+    assert len({r[0] for r in per_chunk}) > 2 and not db.scalar(select(PeopleDay.id).where(today).limit(1))
     # then with more people than a chunk (the day's events read once, picked by person) the rows are the same
     monkeypatch.setattr(people, "CHUNK", 1)
     assert todays_rows() == per_chunk

@@ -398,8 +398,13 @@ def walk_people_day(session: Session, *, merchant_id: int, day: dt.date, people:
                   attribution.funnel_event_rows(session, merchant_id=merchant_id, start=day, end=day, ordered=True,
                                                 people=(cids, vids), anonymous="vNone" in people)]
     start, end = clock.local_day_bounds(day)
-    facts = orders.paid_order_facts_of(session, merchant_id=merchant_id, since=start, until=end,
-                                       customer_ids=sorted({int(p[1:]) for p in people if p.startswith("c")}))
+    cids = sorted({int(p[1:]) for p in people if p.startswith("c")})
+    if len(cids) > CHUNK:  # the same for the day's orders: read once (along the paid time), picked here
+        buyers = set(cids)
+        facts = [f for f in orders.paid_order_facts(session, merchant_id=merchant_id, since=start, until=end)
+                 if f.customer_id in buyers]
+    else:
+        facts = orders.paid_order_facts_of(session, merchant_id=merchant_id, since=start, until=end, customer_ids=cids)
     state = _State()
     _seed(session, merchant_id, people, state, before=day)
     return _walk(day, day_people(events, facts), state, places_of(session, merchant_id=merchant_id, people=people))
