@@ -97,6 +97,10 @@ def test_console_pages_render_with_charts_and_csv(db, client, sales):
         assert page.status_code == 200, path
         assert "/static/vendor/plotly.min.js" in page.text and "Plotly.newPlot" in page.text, path
     assert "¥430.00" in client.get(f"/console/analytics?{Q}").text
+    # a period ending inside its month says that the month's column is the month so far; a whole month does not
+    so_far = re.search(r'data-testid="cohorts-so-far">([^<]*)<', client.get(f"/console/analytics/cohorts?{Q}").text)
+    assert so_far is not None and "2026-06-07" in so_far.group(1) and "2026-06）" in so_far.group(1)
+    assert 'cohorts-so-far' not in client.get("/console/analytics/cohorts?start=2026-04-01&end=2026-05-31").text
     csv = client.get(f"/console/analytics/channel-mix.csv?{Q}")
     assert csv.text.lstrip("\ufeff").splitlines()[4] == "social,2,27000,27000,7500,2000,5500"
     gmv_csv = client.get(f"/console/analytics/gmv.csv?{Q}").text.lstrip("\ufeff").splitlines()
