@@ -471,8 +471,9 @@ def counted(session: Session, *, merchant_id: int, event_id: int) -> bool:
     return through is not None and event_id <= through
 
 
-# PostgreSQL's memory for each sort or hash of a rebuild (its GROUP BYs over every order of the merchant)
-REBUILD_WORK_MEM = "256MB"
+# PostgreSQL's memory for each sort or hash of a rebuild (its GROUP BYs over every order of the merchant);
+# each parallel worker may take it per sort, and a hash twice that (hash_mem_multiplier): kept moderate
+REBUILD_WORK_MEM = "64MB"
 
 
 def rebuild(session: Session, *, merchant_id: int) -> dict[str, Any]:
