@@ -18,7 +18,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from siyu.analytics import service
-from siyu.analytics.service.common import add_months, month_of
 from siyu.attribution.service.shares import CHANNEL_LABELS, CHANNELS
 from siyu.core import clock
 from siyu.core.auth import system_principal
@@ -419,8 +418,7 @@ def cohorts_page(request: Request, session: DbSession, principal: ConsoleStaff) 
     c = service.cohorts(session, actor=principal, filters=filters)
     width = max((len(r.retained) for r in c.rows), default=0)
     # a period ending before its month does: each cohort's last column counts that month so far
-    month_end = add_months(month_of(filters.end), 1) - dt.timedelta(days=1)
-    so_far = filters.end.strftime("%Y-%m") if filters.end < month_end else None
+    so_far = filters.end.strftime("%Y-%m") if (filters.end + dt.timedelta(days=1)).day != 1 else None
     return _page(request, session, principal, "cohorts", "analytics/cohorts.html", {
         "cohorts": c, "chart": cohort_chart(c), "width": width, "month_so_far": so_far}, filters, raw, errors)
 

@@ -211,34 +211,23 @@ def _bump_dims(session: Session, *, merchant_id: int, f: PaidOrderFact) -> None:
               "last_paid_at": stmt.excluded.last_paid_at}))
 
 
-def dim_totals_as_of(session: Session, *, merchant_id: int, dim: str, until: dt.datetime, scope: Any = None
+def dim_totals_as_of(session: Session, *, merchant_id: int, dim: str | None, until: dt.datetime, scope: Any = None
                      ) -> dict[int, tuple[dt.datetime, int, int]]:
-    """customer -> (last purchase, orders, kept cents) of their kept orders of the dimension paid before
-    `until` (refunds as of now), for the customers in `scope` (a SELECT of ids) when given. The dimension
-    rows whose last purchase is before `until` hold exactly that; the customers who bought in the dimension
-    since have their orders before `until` grouped in the database (read through the customer index)."""
-    d = CustomerDimStats
-    conds = [d.merchant_id == merchant_id, d.dim == dim]
+    """customer -> (last purchase, orders, kept cents) of their kept goods orders of the dimension (`dim`
+    None: of every kept order) paid before `until` (refunds as of now), for the customers in `scope` (a
+    SELECT of ids) when given, of a merchant whose per-customer rows are built. The rows whose last
+    purchase is before `until` hold exactly that; the customers who bought since have their orders before
+    `until` grouped in the database (read through the customer index)."""
+    t = CustomerPurchaseStats if dim is None else CustomerDimStats
+    conds = [t.merchant_id == merchant_id, t.kept_orders > 0]
+    if dim is not None:
+        conds.append(CustomerDimStats.dim == dim)
     if scope is not None:
-        conds.append(d.customer_id.in_(scope))
+        conds.append(t.customer_id.in_(scope))
     out = {int(c): (last, int(n), int(k)) for c, last, n, k in session.execute(
-        select(d.customer_id, d.last_paid_at, d.kept_orders, d.kept_cents).where(*conds, d.last_paid_at < until))}
-    late = select(d.customer_id).where(*conds, d.last_paid_at >= until)
+        select(t.customer_id, t.last_paid_at, t.kept_orders, t.kept_cents).where(*conds, t.last_paid_at < until))}
+    late = select(t.customer_id).where(*conds, t.last_paid_at >= until)
     out.update(totals_before(session, merchant_id=merchant_id, customer_ids=late, until=until, dim=dim))
-    return out
-
-
-def totals_as_of(session: Session, *, merchant_id: int, until: dt.datetime) -> dict[int, tuple[dt.datetime, int, int]]:
-    """customer -> (last purchase, orders, kept cents) of their kept goods orders paid before `until`
-    (refunds as of now), of a merchant whose per-customer rows are built: the rows whose last kept purchase
-    is before `until` hold exactly that; the customers who bought since have their orders before `until`
-    grouped in the database (`dim_totals_as_of` without a dimension)."""
-    s = CustomerPurchaseStats
-    conds = [s.merchant_id == merchant_id, s.kept_orders > 0]
-    out = {int(c): (last, int(n), int(k)) for c, last, n, k in session.execute(
-        select(s.customer_id, s.last_paid_at, s.kept_orders, s.kept_cents).where(*conds, s.last_paid_at < until))}
-    late = select(s.customer_id).where(*conds, s.last_paid_at >= until)
-    out.update(totals_before(session, merchant_id=merchant_id, customer_ids=late, until=until))
     return out
 
 

@@ -694,9 +694,9 @@ def _from_snapshot(session: Session, *, actor: Principal, filters: Filters, meth
 def totals_as_of(session: Session, *, merchant_id: int, until: dt.datetime) -> dict[int, tuple[dt.datetime, int, int]]:
     """customer -> (last purchase, orders, net cents) of the kept goods orders paid before `until` (what
     `_aggregates` gives without filters): from the per-customer rows when the merchant's are built
-    (`aggregates.totals_as_of`), else the orders grouped per customer."""
+    (`aggregates.dim_totals_as_of` of no dimension), else the orders grouped per customer."""
     if aggregates.is_built(session, merchant_id=merchant_id):
-        return aggregates.totals_as_of(session, merchant_id=merchant_id, until=until)
+        return aggregates.dim_totals_as_of(session, merchant_id=merchant_id, dim=None, until=until)
     return {cid: (last, n, kept) for cid, _f, last, n, kept in orders.customer_order_totals(
         session, merchant_id=merchant_id, until=until)}
 
