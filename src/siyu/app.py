@@ -212,8 +212,8 @@ class DatabaseMiddleware:
 
 
 class AdmissionMiddleware:
-    """Lets at most as many requests in at once as the database pool has connections (and at most
-    the worker threads); the others wait here, in the event loop, holding nothing.
+    """Lets at most `Settings.max_inflight` requests in at once (4), and never more than the database pool
+    has connections or than the worker threads; the others wait here, in the event loop, holding nothing.
 
     Why: a request's sync dependencies and endpoint run in separate worker-thread hops, holding its
     pooled connection (on SQLite also the write lock) in between. With more requests inside than
@@ -227,6 +227,12 @@ class AdmissionMiddleware:
         self.app = app
         self._gates: dict[tuple[int, int], asyncio.Semaphore] = {}
 
+    @staticmethod
+    def _pool_size(engine: Any) -> int:
+        """Connections the engine's pool can hand out at once (0: no fixed size)."""
+        pool = engine.pool
+        return pool.size() + max(getattr(pool, "_max_overflow", 0), 0) if hasattr(pool, "size") else 0
+
     def _gate(self) -> asyncio.Semaphore:
         from siyu.db import get_database
 
@@ -234,9 +240,10 @@ class AdmissionMiddleware:
         key = (id(asyncio.get_running_loop()), id(engine))
         gate = self._gates.get(key)
         if gate is None:
-            pool = engine.pool
-            size = pool.size() + max(getattr(pool, "_max_overflow", 0), 0) if hasattr(pool, "size") else 0
-            gate = self._gates[key] = asyncio.Semaphore(min(self.MAX_THREADS, size) if size > 0 else self.MAX_THREADS)
+            size = self._pool_size(engine)
+            limit = min(self.MAX_THREADS, size) if size > 0 else self.MAX_THREADS
+            wanted = get_settings().max_inflight
+            gate = self._gates[key] = asyncio.Semaphore(min(limit, wanted) if wanted > 0 else limit)
         return gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

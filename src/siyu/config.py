@@ -21,6 +21,13 @@ class Settings(BaseSettings):
     huey_path: Path = Path("./siyu-huey.db")
     # "inline": event handlers run in the process right after the commit; "huey": in the worker.
     events_mode: str = "inline"
+    # Requests one server process works on at once (the others wait in its event loop, holding nothing);
+    # 0: as many as the database pool has connections (at most 40, anyio's worker threads). Python work
+    # beyond a few threads per process only adds GIL hand-offs, and on PostgreSQL longer-held row locks:
+    # checkout under a flash sale, 2 processes on 2 cores, paid/s by this value: 30 (the pool) 12.2,
+    # 8 14.7, 4 17.3, 2 21.0, 1 22.2 (bench/README.md). Raise it when requests mostly wait on I/O
+    # (a distant database, slow providers) rather than on the CPU.
+    max_inflight: int = 4
     wechat_api_base: str = "https://api.weixin.qq.com"
     # WeChat Pay API v3 base URL (tests point it at a local fake server).
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"

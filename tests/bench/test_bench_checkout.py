@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from siyu import cli
 from siyu.bench import checkout as bench
 
-KEYS = {"bench", "mode", "database", "database_source", "merchant", "workers", "server_layout", "buyers", "duration_s",
+KEYS = {"bench", "mode", "database", "database_source", "merchant", "workers", "server_layout", "max_inflight_per_server", "buyers", "duration_s",
         "checkouts_limit", "stock", "skus", "seconds", "selling_seconds", "sold_out_after_s", "paid_checkouts",
         "paid_checkouts_per_s", "orders_created", "latency", "out_of_stock", "errors", "login_failures", "cpu",
         "correctness", "per_checkout_round_trips", "pgbench", "ratio_to_pgbench"}
@@ -43,6 +43,7 @@ def test_flash_sale_sells_exactly_the_stock_and_no_more(tmp_path) -> None:
 
     assert set(report) == KEYS
     assert (report["bench"], report["mode"], report["database"], report["buyers"]) == ("checkout", "flash", "sqlite", 3)
+    assert report["max_inflight_per_server"] == 4  # Settings.max_inflight's default
     assert set(report["latency"]) == {"checkout", "create", "pay", "confirm"}
     for numbers in report["latency"].values():
         assert set(numbers) == LATENCY_KEYS

@@ -52,6 +52,7 @@ from siyu.bench.common import (
     postgres_cpu_seconds,
     server,
 )
+from siyu.config import get_settings
 
 MODES = ("flash", "spread", "flash_sale")
 HOT_PRICE_CENTS = 990
@@ -883,6 +884,8 @@ def run(*, mode: str = "flash", buyers: int = 64, workers: int = 2, duration: fl
         "merchant": setup.slug,
         "workers": workers,
         "server_layout": f"{workers} uvicorn process(es), one worker and one port each; buyers dealt round-robin",
+        # Requests each server process works on at once (SIYU_MAX_INFLIGHT; the others wait in its event loop).
+        "max_inflight_per_server": get_settings().max_inflight or "database pool size",
         "buyers": buyers,
         "duration_s": duration,
         "checkouts_limit": checkouts,

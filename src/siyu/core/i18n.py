@@ -8,7 +8,7 @@ set per request by the middleware in app.py.
 from __future__ import annotations
 
 import contextvars
-from functools import lru_cache
+import threading
 from pathlib import Path
 
 from babel.messages.pofile import read_po
@@ -20,8 +20,23 @@ LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("siyu_locale", default=DEFAULT_LOCALE)
 
 
-@lru_cache
+_catalogues: dict[str, dict[str, str]] = {}
+_catalogues_lock = threading.Lock()
+
+
 def _catalogue(locale: str) -> dict[str, str]:
+    """The locale's messages, read once per process: the first requests of a new server arrive together
+    (a bench's 32 buyers), and each used to parse every .po file itself (an unlocked lru_cache)."""
+    messages = _catalogues.get(locale)
+    if messages is None:
+        with _catalogues_lock:
+            messages = _catalogues.get(locale)
+            if messages is None:
+                messages = _catalogues[locale] = _read_catalogue(locale)
+    return messages
+
+
+def _read_catalogue(locale: str) -> dict[str, str]:
     messages: dict[str, str] = {}
     folder = LOCALE_DIR / locale
     if not folder.is_dir():

@@ -198,17 +198,26 @@ def refresh_customer_dims(session: Session, *, merchant_id: int, customer_id: in
     session.execute(insert(d).from_select(list(_DIM_COLUMNS), _dims_select(session, merchant_id, customer_id)))
 
 
+_BUMP_DIMS: dict[str, Any] = {}
+
+
 def _bump_dims(session: Session, *, merchant_id: int, f: PaidOrderFact) -> None:
     """A kept payment after the customer's last kept purchase (`_bump_customer` took it): added to the rows
-    of its dimensions (created when missing), in one statement."""
-    table = CustomerDimStats.__table__
-    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = make(table).values([{"merchant_id": merchant_id, "customer_id": f.customer_id, "dim": dim, "kept_orders": 1,
-                                "kept_cents": f.total_cents, "last_paid_at": f.paid_at} for dim in _dims_of(f)])
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["merchant_id", "dim", "customer_id"],
-        set_={"kept_orders": table.c.kept_orders + 1, "kept_cents": table.c.kept_cents + stmt.excluded.kept_cents,
-              "last_paid_at": stmt.excluded.last_paid_at}))
+    of its dimensions (created when missing), one fixed statement run for each (a multi-row VALUES is
+    compiled anew on every call: it was the analytics handler's largest cost under a flash sale)."""
+    dialect = session.get_bind().dialect.name
+    stmt = _BUMP_DIMS.get(dialect)
+    if stmt is None:
+        table = CustomerDimStats.__table__
+        make = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = make(table).values({c: literal(1) if c == "kept_orders" else bindparam(c, type_=table.c[c].type)
+                                   for c in _DIM_COLUMNS})
+        stmt = _BUMP_DIMS[dialect] = stmt.on_conflict_do_update(
+            index_elements=["merchant_id", "dim", "customer_id"],
+            set_={"kept_orders": table.c.kept_orders + 1, "kept_cents": table.c.kept_cents + stmt.excluded.kept_cents,
+                  "last_paid_at": stmt.excluded.last_paid_at})
+    session.execute(stmt, [{"merchant_id": merchant_id, "customer_id": f.customer_id, "dim": dim,
+                            "kept_cents": f.total_cents, "last_paid_at": f.paid_at} for dim in _dims_of(f)])
 
 
 def dim_totals_as_of(session: Session, *, merchant_id: int, dim: str | None, until: dt.datetime, scope: Any = None
