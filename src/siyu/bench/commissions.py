@@ -167,15 +167,15 @@ def run(*, orders: int = 100_000, distributors: int = 1000, database_url: str | 
         finally:
             database.dispose()
 
-    def rate(seconds: float) -> float:
+    def orders_per_s(seconds: float) -> float:  # throughput, not money
         return round(orders / seconds, 1) if seconds > 0 else 0.0
 
     return {
         "bench": "commissions", "database": label, "orders": orders, "distributors": max(10, distributors),
         "levels": 2, "commission_rows": rows_written, "batch_orders": BATCH, "settle_rows_per_run": SETTLE_ROWS,
-        "accrue": {"seconds": round(accrue_s, 3), "orders_per_s": rate(accrue_s)},
-        "settle": {"seconds": round(settle_s, 3), "orders_per_s": rate(settle_s), "runs": runs},
-        "total": {"seconds": round(accrue_s + settle_s, 3), "orders_per_s": rate(accrue_s + settle_s)},
+        "accrue": {"seconds": round(accrue_s, 3), "orders_per_s": orders_per_s(accrue_s)},
+        "settle": {"seconds": round(settle_s, 3), "orders_per_s": orders_per_s(settle_s), "runs": runs},
+        "total": {"seconds": round(accrue_s + settle_s, 3), "orders_per_s": orders_per_s(accrue_s + settle_s)},
         "checks": {"rows_left_pending": int(pending or 0), "commission_cents": total,
                    "withdrawable_cents": withdrawable, "ledger_balanced": not mismatches,
                    "all_settled": not pending and total == withdrawable},
