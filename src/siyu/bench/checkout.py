@@ -5,7 +5,7 @@ lost or paid twice.
    fresh `bench-…` slug each run, so a database is never wiped): one hot SKU with `stock` units
    (the flash sale) and `skus` normal SKUs with plenty of stock.
 2. A server subprocess (uvicorn, `workers` processes, SIYU_DEV_LOGIN=1) is started on a free port.
-3. `buyers` threads, each with its own keep-alive connection, dev-login once and then loop:
+3. `buyers` coroutines in one event loop, each with its own keep-alive connection, dev-login once and then loop:
    POST /api/v1/shop/{m}/orders (Idempotency-Key) → POST …/orders/{id}/pay {method: sandbox}
    → POST …/payments/{id}/sandbox-confirm, until `duration` seconds or `checkouts` paid checkouts.
    `flash`: everyone buys the hot SKU; once it is sold out buyers get 409 out_of_stock, which is
@@ -24,9 +24,11 @@ process, so near 100 it is the bottleneck), as are the server's and PostgreSQL's
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import glob
+import json
 import os
 import random
 import re
@@ -41,6 +43,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -227,97 +230,179 @@ class _Run:
         return self.sold_out_at is not None and now - self.sold_out_at >= SOLD_OUT_SAMPLE_S
 
 
-def _error_key(response: httpx.Response, step: str) -> str:
+class _Connection:
+    """One keep-alive HTTP/1.1 connection, written and read by hand (a request line, a few headers, a
+    `Content-Length` body): a load generator must cost far less than the server it loads, and a
+    general-purpose client (httpx in a thread per buyer) cost about a fifth of the server's CPU."""
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.authority = f"{self.host}:{self.port}".encode()
+        self.headers = b""
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: Any = None,
+                      idempotency_key: bool = False) -> tuple[int, bytes]:
+        """(status, body). Raises OSError or asyncio.IncompleteReadError when the connection fails; the
+        next request opens a new one."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        head = [b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method.encode(), path.encode(), self.authority), self.headers]
+        if body is not None:
+            head.append(b"Content-Type: application/json\r\n")
+        if idempotency_key:
+            head.append(b"Idempotency-Key: %s\r\n" % uuid.uuid4().hex.encode())
+        head.append(b"Content-Length: %d\r\n\r\n" % len(payload))
+        self.writer.write(b"".join(head) + payload)
+        try:
+            return await self._response()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _response(self) -> tuple[int, bytes]:
+        assert self.reader is not None
+        status_line = await self.reader.readuntil(b"\r\n")
+        status = int(status_line.split(b" ", 2)[1])
+        length, chunked, closing = 0, False, False
+        while True:
+            line = await self.reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                closing = b"close" in value.lower()
+        if chunked:
+            parts = []
+            while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                parts.append(await self.reader.readexactly(size + 2))
+            await self.reader.readuntil(b"\r\n")
+            content = b"".join(p[:-2] for p in parts)
+        else:
+            content = await self.reader.readexactly(length) if length else b""
+        if closing:
+            await self.close()
+        return status, content
+
+
+def _error_code(status: int, content: bytes, step: str) -> str:
     code = ""
     with contextlib.suppress(Exception):
-        code = response.json().get("error", {}).get("code", "")
-    return f"{step}:{response.status_code}" + (f":{code}" if code else "")
+        code = json.loads(content).get("error", {}).get("code", "")
+    return f"{step}:{status}" + (f":{code}" if code else "")
 
 
-def _buyer(n: int, base: str, setup: Setup, mode: str, run: _Run, gate: threading.Barrier, run_id: str,
-           result: BuyerResult) -> None:
+async def _sign_in(n: int, connection: _Connection, shop: str, run_id: str) -> bool:
+    try:
+        status, content = await connection.request("POST", f"{shop}/auth/dev-login", {
+            "openid": f"bench-{run_id}-{n}", "nickname": f"买家{n}"})
+        if status != 200:
+            return False
+        connection.headers = b"Authorization: Bearer %s\r\n" % json.loads(content)["access_token"].encode()
+        # Warm up the worker serving this connection: FastAPI builds a router's route state on its first
+        # request, which is not what a checkout costs.
+        await connection.request("GET", f"{shop}/orders?limit=1")
+        await connection.request("GET", f"{shop}/payments/1")
+        return True
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        return False
+
+
+async def _buyer(n: int, connection: _Connection, setup: Setup, mode: str, run: _Run, result: BuyerResult) -> None:
     rng = random.Random(n)
     shop = f"/api/v1/shop/{setup.slug}"
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    with httpx.Client(base_url=base, timeout=60, limits=limits) as client:
+    perf = time.perf_counter
+    flash = mode in ("flash", "flash_sale")
+    while not run.over(perf()):
+        sku = setup.hot_sku_id if flash else rng.choice(setup.normal_sku_ids)
+        body: dict[str, Any] = {"items": [{"sku_id": sku, "quantity": 1}],
+                                "fulfilment": {"type": "delivery", "address": ADDRESS}}
+        if setup.flash_sale_id is not None:
+            body["promotion"] = {"kind": "flash_sale", "campaign_id": setup.flash_sale_id}
         try:
-            login = client.post(f"{shop}/auth/dev-login", json={"openid": f"bench-{run_id}-{n}",
-                                                               "nickname": f"买家{n}"})
-            ok = login.status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        if ok:
-            client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-            # Warm up the worker serving this connection: FastAPI builds a router's route state on
-            # its first request, which is not what a checkout costs.
-            with contextlib.suppress(httpx.HTTPError):
-                client.get(f"{shop}/orders", params={"limit": 1})
-                client.get(f"{shop}/payments/1")
-        else:
-            result.login_failed = True
-        gate.wait()
-        if not ok:
-            return
-        perf = time.perf_counter
-        while not run.over(perf()):
-            sku = setup.hot_sku_id if mode in ("flash", "flash_sale") else rng.choice(setup.normal_sku_ids)
-            body = {"items": [{"sku_id": sku, "quantity": 1}], "fulfilment": {"type": "delivery", "address": ADDRESS}}
-            if setup.flash_sale_id is not None:
-                body["promotion"] = {"kind": "flash_sale", "campaign_id": setup.flash_sale_id}
-            try:
-                t0 = perf()
-                r = client.post(f"{shop}/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
-                t1 = perf()
-                if r.status_code != 201:
-                    key = _error_key(r, "create")
-                    if key in SOLD_OUT_CODES:
-                        result.out_of_stock.append(t1 - t0)
-                        if mode in ("flash", "flash_sale"):
-                            run.sold_out(t1)
-                    else:
-                        result.errors[key] += 1
-                    continue
-                order_id = r.json()["id"]
-                result.created.append(order_id)
-                r = client.post(f"{shop}/orders/{order_id}/pay", json={"method": "sandbox"},
-                                headers={"Idempotency-Key": uuid.uuid4().hex})
-                t2 = perf()
-                if r.status_code != 200:
-                    result.errors[_error_key(r, "pay")] += 1
-                    continue
-                payment_id = r.json()["payment_id"]
-                r = client.post(f"{shop}/payments/{payment_id}/sandbox-confirm",
-                                headers={"Idempotency-Key": uuid.uuid4().hex})
-                t3 = perf()
-                if r.status_code != 200:
-                    result.errors[_error_key(r, "confirm")] += 1
-                    continue
-            except httpx.HTTPError as exc:
-                result.errors[f"transport:{type(exc).__name__}"] += 1
+            t0 = perf()
+            status, content = await connection.request("POST", f"{shop}/orders", body, idempotency_key=True)
+            t1 = perf()
+            if status != 201:
+                key = _error_code(status, content, "create")
+                if key in SOLD_OUT_CODES:
+                    result.out_of_stock.append(t1 - t0)
+                    if flash:
+                        run.sold_out(t1)
+                else:
+                    result.errors[key] += 1
                 continue
-            result.paid.append((order_id, payment_id))
-            result.steps["create"].append(t1 - t0)
-            result.steps["pay"].append(t2 - t1)
-            result.steps["confirm"].append(t3 - t2)
-            result.full.append(t3 - t0)
-            result.last_paid_at = t3
-            run.count_paid()
+            order_id = json.loads(content)["id"]
+            result.created.append(order_id)
+            status, content = await connection.request("POST", f"{shop}/orders/{order_id}/pay", {"method": "sandbox"},
+                                                       idempotency_key=True)
+            t2 = perf()
+            if status != 200:
+                result.errors[_error_code(status, content, "pay")] += 1
+                continue
+            payment_id = json.loads(content)["payment_id"]
+            status, content = await connection.request("POST", f"{shop}/payments/{payment_id}/sandbox-confirm",
+                                                       idempotency_key=True)
+            t3 = perf()
+            if status != 200:
+                result.errors[_error_code(status, content, "confirm")] += 1
+                continue
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            result.errors[f"transport:{type(exc).__name__}"] += 1
+            continue
+        result.paid.append((order_id, payment_id))
+        result.steps["create"].append(t1 - t0)
+        result.steps["pay"].append(t2 - t1)
+        result.steps["confirm"].append(t3 - t2)
+        result.full.append(t3 - t0)
+        result.last_paid_at = t3
+        run.count_paid()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def drive(base: str | list[str], setup: Setup, *, mode: str, buyers: int, duration: float, checkouts: int | None,
           server_pids: list[int] | None = None, on_start: Any = None) -> dict[str, Any]:
     """Run the buyers against a running server (or servers: buyer n uses `base[n % len(base)]`); the
     client-side half of the report."""
+    with asyncio.Runner(loop_factory=_event_loop) as runner:
+        return runner.run(_drive(base, setup, mode=mode, buyers=buyers, duration=duration, checkouts=checkouts,
+                                 server_pids=server_pids, on_start=on_start))
+
+
+async def _drive(base: str | list[str], setup: Setup, *, mode: str, buyers: int, duration: float,
+                 checkouts: int | None, server_pids: list[int] | None, on_start: Any) -> dict[str, Any]:
     bases = [base] if isinstance(base, str) else list(base)
     run_id = uuid.uuid4().hex[:8]
-    gate = threading.Barrier(buyers + 1)
     results = [BuyerResult() for _ in range(buyers)]
     run = _Run(checkouts=checkouts, deadline=float("inf"), flash=mode in ("flash", "flash_sale"))
-    threads = [threading.Thread(target=_buyer, args=(i, bases[i % len(bases)], setup, mode, run, gate, run_id, results[i]), daemon=True)
-               for i in range(buyers)]
-    for t in threads:
-        t.start()
-    gate.wait()  # everyone signed in, connections open and the workers warmed up
+    connections = [_Connection(bases[i % len(bases)]) for i in range(buyers)]
+    shop = f"/api/v1/shop/{setup.slug}"
+    # Everyone signed in, connections open and the workers warmed up before the clock starts.
+    signed = await asyncio.gather(*(_sign_in(i, c, shop, run_id) for i, c in enumerate(connections)))
+    for result, ok in zip(results, signed, strict=True):
+        result.login_failed = not ok
     if on_start is not None:
         on_start()
     pg_before = postgres_cpu_seconds() if _dialect(setup.url) == "postgresql" else None
@@ -327,8 +412,10 @@ def drive(base: str | list[str], setup: Setup, *, mode: str, buyers: int, durati
     client_before = time.process_time()
     start = time.perf_counter()
     run.deadline = start + duration
-    for t in threads:
-        t.join()
+    await asyncio.gather(*(_buyer(i, connections[i], setup, mode, run, results[i])
+                           for i in range(buyers) if signed[i]))
+    for connection in connections:
+        await connection.close()
     elapsed = time.perf_counter() - start
     client_cpu = time.process_time() - client_before
     machine_busy = machine_busy_seconds() - machine_before if machine_before is not None else None
@@ -641,7 +728,7 @@ def _one_run(url: str, *, checkouts: int, warmup: int, mode: str) -> dict[str, A
                         steps_cpu[name] += time.process_time() - cpu
                         steps_counts[name].update({k: counts[k] - before[k] for k in COUNTED})
                     if answer.status_code not in (200, 201):
-                        errors[_error_key(answer, name)] += 1
+                        errors[_error_code(answer.status_code, answer.content, name)] += 1
                         return None
                     return answer.json()
 
