@@ -203,16 +203,21 @@ def demo(
 def worker(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker threads.")] = 2,
     database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="debug, info (every task run is logged), warning or error.")] = "info",
 ) -> None:
     """Run the huey consumer: events (SIYU_EVENTS_MODE=huey) and the every-minute tick."""
     import logging
+
+    level = getattr(logging, log_level.upper(), None)
+    if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
+        _fail("--log-level must be one of: debug, info, warning, error")
 
     from siyu.core.events import load_handlers
     from siyu.core.jobs import load_jobs
     from siyu.db import import_all_models
 
     url = _use_database_url(database_url)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import_all_models()
     load_handlers()
     load_jobs()
@@ -299,6 +304,10 @@ def bench_checkout(
     pgbench_seconds: Annotated[int, typer.Option(min=0, max=600, help="pgbench -T on PostgreSQL; 0 skips it.")] = 5,
     profile: Annotated[str | None, typer.Option(help="Write a py-spy profile of the server here (.svg, .json, .txt).")] = None,
     profile_gil: Annotated[bool, typer.Option(help="Profile only threads holding the GIL (Python CPU).")] = False,
+    events: Annotated[str, typer.Option(help="inline: event handlers run in the servers after each commit; worker: "
+                                             "the servers queue them for one `siyu worker` process.")] = "inline",
+    event_threads: Annotated[int, typer.Option(min=1, max=64, help="--events worker: the worker's threads.")] = 2,
+    event_nice: Annotated[int, typer.Option(min=0, max=19, help="--events worker: its niceness.")] = 10,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
     in_process: Annotated[int | None, typer.Option(
         min=1, max=100_000, help="Instead: this many sequential checkouts through the app in this process "
@@ -312,6 +321,8 @@ def bench_checkout(
 
     if mode not in bench.MODES:
         _fail(f"--mode must be one of: {', '.join(bench.MODES)}")
+    if events not in bench.EVENTS:
+        _fail(f"--events must be one of: {', '.join(bench.EVENTS)}")
     try:
         if in_process is not None:
             if mode == "spread":
@@ -320,7 +331,8 @@ def bench_checkout(
         else:
             report = bench.run(mode=mode, buyers=buyers, workers=workers, duration=duration, checkouts=checkouts,
                                stock=stock, skus=skus, database_url=database_url,
-                               pgbench_seconds=pgbench_seconds, profile=profile, profile_gil=profile_gil)
+                               pgbench_seconds=pgbench_seconds, profile=profile, profile_gil=profile_gil,
+                               events=events, event_threads=event_threads, event_nice=event_nice)
     except RuntimeError as exc:
         _fail(str(exc))
     text = json.dumps(report, ensure_ascii=False, indent=2)

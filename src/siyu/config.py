@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     media_max_bytes: int = 5 * 1024 * 1024
     redis_url: str | None = None
     huey_path: Path = Path("./siyu-huey.db")
+    # The job queue's name (its Redis keys): deployments sharing one Redis, or a benchmark beside a
+    # deployment, each keep their own queue.
+    huey_name: str = "siyu"
     # "inline": event handlers run in the process right after the commit; "huey": in the worker.
     events_mode: str = "inline"
     # Requests one server process works on at once (the others wait in its event loop, holding nothing);

@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 def make_huey(settings: Settings) -> Huey:
     # Results are not kept: nothing reads them, and a result store that is never read only grows.
     if settings.redis_url:
-        return RedisHuey("siyu", url=settings.redis_url, results=False)
+        return RedisHuey(settings.huey_name, url=settings.redis_url, results=False)
     settings.huey_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("siyu", filename=str(settings.huey_path), results=False)
+    return SqliteHuey(settings.huey_name, filename=str(settings.huey_path), results=False)
 
 
 huey = make_huey(get_settings())

@@ -49,6 +49,7 @@ import httpx
 
 from siyu.bench.common import (
     cpu_seconds,
+    event_worker,
     latency_summary,
     machine_busy_seconds,
     machine_cpus,
@@ -58,6 +59,7 @@ from siyu.bench.common import (
 from siyu.config import get_settings
 
 MODES = ("flash", "spread", "flash_sale")
+EVENTS = ("inline", "worker")
 HOT_PRICE_CENTS = 990
 # flash_sale mode: a real flash-sale campaign on the hot SKU (promotions.flash_sales) at this price, its
 # allocation = --stock, the SKU's own stock twice that (the allocation is what runs out).
@@ -383,16 +385,17 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 def drive(base: str | list[str], setup: Setup, *, mode: str, buyers: int, duration: float, checkouts: int | None,
-          server_pids: list[int] | None = None, on_start: Any = None) -> dict[str, Any]:
+          server_pids: list[int] | None = None, worker_pid: int | None = None, on_start: Any = None) -> dict[str, Any]:
     """Run the buyers against a running server (or servers: buyer n uses `base[n % len(base)]`); the
     client-side half of the report."""
     with asyncio.Runner(loop_factory=_event_loop) as runner:
         return runner.run(_drive(base, setup, mode=mode, buyers=buyers, duration=duration, checkouts=checkouts,
-                                 server_pids=server_pids, on_start=on_start))
+                                 server_pids=server_pids, worker_pid=worker_pid, on_start=on_start))
 
 
 async def _drive(base: str | list[str], setup: Setup, *, mode: str, buyers: int, duration: float,
-                 checkouts: int | None, server_pids: list[int] | None, on_start: Any) -> dict[str, Any]:
+                 checkouts: int | None, server_pids: list[int] | None, worker_pid: int | None,
+                 on_start: Any) -> dict[str, Any]:
     bases = [base] if isinstance(base, str) else list(base)
     run_id = uuid.uuid4().hex[:8]
     results = [BuyerResult() for _ in range(buyers)]
@@ -409,6 +412,7 @@ async def _drive(base: str | list[str], setup: Setup, *, mode: str, buyers: int,
     server_before = cpu_seconds(server_pids) if server_pids else None
     per_worker_before = {pid: cpu_seconds([pid]) for pid in server_pids or []}
     machine_before = machine_busy_seconds()
+    worker_before = cpu_seconds([worker_pid]) if worker_pid else None
     client_before = time.process_time()
     start = time.perf_counter()
     run.deadline = start + duration
@@ -421,6 +425,7 @@ async def _drive(base: str | list[str], setup: Setup, *, mode: str, buyers: int,
     machine_busy = machine_busy_seconds() - machine_before if machine_before is not None else None
     server_cpu = cpu_seconds(server_pids) - server_before if server_pids and server_before is not None else None
     pg_cpu = postgres_cpu_seconds() - pg_before if pg_before is not None else None
+    worker_cpu = cpu_seconds([worker_pid]) - worker_before if worker_pid and worker_before is not None else None
     per_worker = [round(100 * (cpu_seconds([pid]) - before) / elapsed, 1) if elapsed else 0.0
                   for pid, before in per_worker_before.items()]
 
@@ -459,6 +464,9 @@ async def _drive(base: str | list[str], setup: Setup, *, mode: str, buyers: int,
             "server_processes_percent": per_worker,
             "postgres_s": round(pg_cpu, 2) if pg_cpu is not None else None,
             "postgres_percent": round(100 * pg_cpu / elapsed, 1) if pg_cpu is not None and elapsed else None,
+            # The event worker (--events worker) during the sale.
+            "worker_s": round(worker_cpu, 2) if worker_cpu is not None else None,
+            "worker_percent": round(100 * worker_cpu / elapsed, 1) if worker_cpu is not None and elapsed else None,
         },
         "_created": [o for r in results for o in r.created],
         "_paid": paid,
@@ -936,26 +944,75 @@ class Profiler:
 # ---------------------------------------------------------------- the whole run
 
 
+def _pending_events(url: str, merchant_id: int) -> int:
+    from sqlalchemy import func, select
+
+    from siyu.core.models import OutboxEvent
+    from siyu.db import Database
+
+    database = Database(url)
+    try:
+        with database.scope() as session:
+            return session.scalar(select(func.count()).select_from(OutboxEvent).where(
+                OutboxEvent.merchant_id == merchant_id, OutboxEvent.processed_at.is_(None))) or 0
+    finally:
+        database.dispose()
+
+
+def drain_events(url: str, merchant_id: int, worker_pid: int, *, timeout: float) -> dict[str, Any]:
+    """Wait until the worker has run the handlers of every event the sale emitted (or `timeout`): the
+    backlog the sale left, how long the worker took to clear it and the worker's CPU meanwhile."""
+    start, cpu_before = time.perf_counter(), cpu_seconds([worker_pid])
+    backlog = pending = _pending_events(url, merchant_id)
+    while pending and time.perf_counter() - start < timeout:
+        time.sleep(0.25)
+        pending = _pending_events(url, merchant_id)
+    return {"backlog_at_sale_end": backlog, "pending_after_drain": pending,
+            "drain_seconds": round(time.perf_counter() - start, 2) if backlog else 0.0,
+            "worker_cpu_s_draining": round(cpu_seconds([worker_pid]) - cpu_before, 2)}
+
+
 def run(*, mode: str = "flash", buyers: int = 64, workers: int = 2, duration: float = 10.0,
         checkouts: int | None = None, stock: int = 1000, skus: int = 200, database_url: str | None = None,
-        pgbench_seconds: int = 5, profile: str | None = None, profile_gil: bool = False) -> dict[str, Any]:
-    """Prepare, serve, drive, check, compare with pgbench; the JSON report."""
+        pgbench_seconds: int = 5, profile: str | None = None, profile_gil: bool = False,
+        events: str = "inline", event_threads: int = 2, event_nice: int = 10) -> dict[str, Any]:
+    """Prepare, serve, drive, check, compare with pgbench; the JSON report.
+
+    `events`: "inline", the handlers of order.created / order.paid run in the server processes after each
+    commit (SIYU_EVENTS_MODE=inline); "worker", the servers only queue them and one `siyu worker`
+    (`event_threads` threads, `event_nice` steps below the servers) runs them, through Redis when
+    SIYU_REDIS_URL is set, else a SQLite queue file; the report then says what backlog the sale left
+    and how long the worker took to clear it."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
-    with bench_url(database_url) as url:
+    if events not in EVENTS:
+        raise ValueError(f"events must be one of {EVENTS}")
+    with bench_url(database_url) as url, tempfile.TemporaryDirectory(prefix="siyu-bench-queue-") as queue_dir:
         setup = prepare(url, stock=stock, skus=skus, flash_sale=mode == "flash_sale")
         profiler = Profiler(profile, gil_only=profile_gil)
+        # A queue of the run's own (its own Redis keys, or a file), so that nothing else's tasks mix in.
+        queue_env = {"SIYU_EVENTS_MODE": "huey", "SIYU_HUEY_NAME": f"siyu-bench-{uuid.uuid4().hex[:8]}",
+                     "SIYU_HUEY_PATH": str(Path(queue_dir) / "queue.db")} if events == "worker" else {}
+        drained: dict[str, Any] | None = None
         # One single-worker uvicorn process per worker, each on its own port, the buyers dealt out
         # round-robin: uvicorn's --workers share one listening socket, and 64 keep-alive connections
         # opened in one burst often land mostly on one worker, which then does all the work.
         with contextlib.ExitStack() as stack:
-            servers = [stack.enter_context(server(url, workers=1)) for _ in range(workers)]
+            servers = [stack.enter_context(server(url, workers=1, env=queue_env)) for _ in range(workers)]
+            consumer = stack.enter_context(event_worker(
+                url, threads=event_threads, nice=event_nice, env=queue_env,
+                log_path=Path(queue_dir) / "worker.log")) if events == "worker" else None
             try:
                 client = drive([s.base for s in servers], setup, mode=mode, buyers=buyers, duration=duration,
                                checkouts=checkouts, server_pids=[p for s in servers for p in s.pids()],
+                               worker_pid=consumer.pid if consumer else None,
                                on_start=lambda: profiler.start(servers[0].proc.pid, duration))
             finally:
                 prof = profiler.finish()
+            if consumer is not None:
+                drained = drain_events(url, setup.merchant_id, consumer.pid, timeout=max(120.0, 20 * duration))
+                if drained["pending_after_drain"]:
+                    drained["worker_log_tail"] = (Path(queue_dir) / "worker.log").read_text(errors="replace")[-2000:]
         created, paid = client.pop("_created"), client.pop("_paid")
         correctness = check(setup, created, paid)
         # After the check: the traced checkout is one more order, on a normal SKU.
@@ -971,6 +1028,13 @@ def run(*, mode: str = "flash", buyers: int = 64, workers: int = 2, duration: fl
         "merchant": setup.slug,
         "workers": workers,
         "server_layout": f"{workers} uvicorn process(es), one worker and one port each; buyers dealt round-robin",
+        "events": events if events == "inline" else {
+            "mode": "worker", "queue": "redis" if get_settings().redis_url else "sqlite file",
+            "worker_threads": event_threads, "worker_nice": event_nice, **(drained or {}),
+            # Paid checkouts per second counting the time the worker took to catch up after the sale.
+            "paid_checkouts_per_s_with_drain": round(
+                client["paid_checkouts"] / (client["selling_seconds"] + drained["drain_seconds"]), 1)
+            if drained and client["selling_seconds"] else None},
         # Requests each server process works on at once (SIYU_MAX_INFLIGHT; the others wait in its event loop).
         "max_inflight_per_server": get_settings().max_inflight or "database pool size",
         "buyers": buyers,

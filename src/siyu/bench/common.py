@@ -81,6 +81,29 @@ def server(database_url: str, *, workers: int = 1, timeout: float = 60.0,
 
 
 @contextlib.contextmanager
+def event_worker(database_url: str, *, threads: int = 2, nice: int = 0, log_path: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """`siyu worker` (the huey consumer: events under SIYU_EVENTS_MODE=huey, and the tick) in a
+    subprocess, `nice` steps below the servers when asked (handlers wait while requests need the CPU)."""
+    full_env = {**os.environ, "SIYU_DATABASE_URL": database_url, **(env or {})}
+    cmd = [sys.executable, "-c", "from siyu.cli import app; app()", "worker", "--workers", str(threads),
+           "--log-level", "warning"]
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open(log_path, "ab")) if log_path else subprocess.DEVNULL
+        proc = subprocess.Popen(cmd, env=full_env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                preexec_fn=(lambda: os.nice(nice)) if nice else None)  # noqa: PLW1509
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
 def running_server(database_url: str, *, workers: int = 1, timeout: float = 60.0) -> Iterator[str]:
     """Like `server`, yielding only its base URL."""
     with server(database_url, workers=workers, timeout=timeout) as handle:
