@@ -60,6 +60,24 @@ def test_dispatch_event_task_runs_the_handlers_once(db: Session, immediate) -> N
     assert runs == ["tests.test_tasks._record_ping"]
 
 
+def test_run_event_task_runs_the_handlers_once_without_reading_the_outbox(db: Session, immediate) -> None:
+    # given a committed event
+    merchant = make_merchant(db)
+    row = events.emit(db, "test.tasks.pinged", {"n": 4}, merchant_id=merchant.id)
+    db.info.pop(events.PENDING_KEY, None)
+    db.commit()
+
+    # when the task carrying the event runs twice (a retry), then the read-back task once more
+    for _ in range(2):
+        tasks.run_event_task(row.id, row.name, merchant.id, {"n": 4}, row.created_at)
+    tasks.dispatch_event_task(row.id)
+
+    # then the handler ran once and the event is processed
+    assert seen == [(row.id, {"n": 4})]
+    db.expire_all()
+    assert db.get(OutboxEvent, row.id).processed_at is not None
+
+
 def test_huey_events_mode_sends_committed_events_to_the_task(db: Session, immediate,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     # given events dispatched through huey
@@ -78,7 +96,7 @@ def test_huey_events_mode_sends_committed_events_to_the_task(db: Session, immedi
         reset_settings()
 
     # then it went through the task and its handler ran
-    assert sent == [("dispatch_event_task", (row.id,))]
+    assert sent == [("run_event_task", (row.id, "test.tasks.pinged", merchant.id, {"n": 2}, row.created_at))]
     assert seen == [(row.id, {"n": 2})]
 
 

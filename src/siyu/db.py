@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -158,6 +160,18 @@ def _ping_idle_connections(engine: Engine) -> None:
         except Exception as exc:
             # The pool discards this connection and checks out (or opens) another one.
             raise DisconnectionError("an idle pooled connection was closed") from exc
+
+
+def upsert_insert(target: Session | Connection | str) -> Any:
+    """The dialect's own `insert` construct (PostgreSQL's or SQLite's, both with `on_conflict_do_nothing`
+    and `on_conflict_do_update`) for a session, a connection or a dialect name."""
+    if isinstance(target, Session):
+        name = target.get_bind().dialect.name
+    elif isinstance(target, Connection):
+        name = target.dialect.name
+    else:
+        name = target
+    return pg_insert if name == "postgresql" else sqlite_insert
 
 
 LAST_KEY = "siyu_last_in_transaction"

@@ -23,13 +23,11 @@ from typing import Any
 
 from sqlalchemy import BigInteger, String, bindparam, insert, select, text, update
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
 from siyu.core.models import EventHandlerRun, OutboxEvent
-from siyu.db import UTCDateTime
+from siyu.db import UTCDateTime, upsert_insert
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +187,10 @@ def schedule(events: list[Event]) -> None:
     from siyu.config import get_settings
 
     if get_settings().events_mode == "huey":
-        from siyu.tasks import dispatch_event_task
+        from siyu.tasks import run_event_task
 
         for ev in events:
-            dispatch_event_task(ev.id)
+            run_event_task(ev.id, ev.name, ev.merchant_id, ev.payload, ev.created_at)
         return
     for ev in events:
         run_event(ev)
@@ -314,7 +312,7 @@ def _run_handler(database: Any, ev: Event, key: str, fn: Handler, *, mark_proces
     with database.scope() as session:
         # One INSERT … ON CONFLICT DO NOTHING on (event, handler); a concurrent runner's insert waits
         # for ours to commit or roll back, as the unique index makes it.
-        insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert_ = upsert_insert(session)
         runs = EventHandlerRun.__table__
         claimed = session.connection().execute(
             insert_(runs)

@@ -14,13 +14,12 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
 from siyu.core.errors import Conflict, ValidationFailed
 from siyu.core.models import IdempotencyKey
+from siyu.db import upsert_insert
 
 MAX_KEY_LENGTH = 200
 
@@ -33,8 +32,9 @@ def request_fingerprint(payload: Any) -> str:
 # forms are computed once, not per request.
 _KEYS = IdempotencyKey.__table__
 _CLAIM = {
-    dialect: insert_(_KEYS).on_conflict_do_nothing(index_elements=["merchant_id", "scope", "key"]).returning(_KEYS.c.id)
-    for dialect, insert_ in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+    dialect: upsert_insert(dialect)(_KEYS).on_conflict_do_nothing(index_elements=["merchant_id", "scope", "key"])
+    .returning(_KEYS.c.id)
+    for dialect in ("postgresql", "sqlite")
 }
 _ANSWER = (update(_KEYS).where(_KEYS.c.id == bindparam("claimed_id", type_=_KEYS.c.id.type))
            .values(status_code=bindparam("answer_status", type_=_KEYS.c.status_code.type),

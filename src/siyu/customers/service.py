@@ -25,8 +25,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -51,7 +49,7 @@ from siyu.customers.models import (
     Tag,
     TagGroup,
 )
-from siyu.db import UTCDateTime
+from siyu.db import UTCDateTime, upsert_insert
 from siyu.merchants import service as merchants
 
 PHONE_RE = re.compile(r"^\+?[0-9]{5,20}$")
@@ -673,7 +671,7 @@ def _stat_change(session: Session, *, merchant_id: int, customer_id: int, order_
             break
         target, merged_into = merged_into, nxt.merged_into_id
     # One INSERT … ON CONFLICT DO NOTHING on (merchant, order, kind, ref): no row back = already applied.
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert_ = upsert_insert(session)
     changes = CustomerStatChange.__table__
     inserted = session.connection().execute(
         insert_(changes)

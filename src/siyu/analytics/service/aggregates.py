@@ -41,8 +41,6 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.analytics.models import AggregateState, CustomerDimStats, CustomerPurchaseStats, DailySales
@@ -56,7 +54,7 @@ from siyu.analytics.service.common import (
     months_between,
 )
 from siyu.core import clock
-from siyu.db import cross_join, last_in_transaction
+from siyu.db import cross_join, last_in_transaction, upsert_insert
 from siyu.orders import service as orders
 from siyu.orders.service import PaidOrderFact
 
@@ -209,7 +207,7 @@ def _bump_dims(session: Session, *, merchant_id: int, f: PaidOrderFact) -> None:
     stmt = _BUMP_DIMS.get(dialect)
     if stmt is None:
         table = CustomerDimStats.__table__
-        make = pg_insert if dialect == "postgresql" else sqlite_insert
+        make = upsert_insert(dialect)
         stmt = make(table).values({c: literal(1) if c == "kept_orders" else bindparam(c, type_=table.c[c].type)
                                    for c in _DIM_COLUMNS})
         stmt = _BUMP_DIMS[dialect] = stmt.on_conflict_do_update(
@@ -377,7 +375,7 @@ def add_sale(session: Session, *, merchant_id: int, bucket: tuple[Any, ...], ord
     values = dict(zip(_BUCKET, bucket, strict=True))
     values.update(merchant_id=merchant_id, orders=orders_n, gmv_cents=gmv_cents, refunded_cents=refunded_cents)
     table = DailySales.__table__
-    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    make = upsert_insert(session)
     stmt = make(table).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["merchant_id", *_BUCKET],
@@ -423,7 +421,7 @@ def _bump_customer(session: Session, *, merchant_id: int, f: PaidOrderFact) -> b
     first_month = session.execute(select(s.first_month).where(s.merchant_id == merchant_id,
                                                               s.customer_id == f.customer_id)).first()
     if first_month is None:  # the customer's first paid goods order
-        make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        make = upsert_insert(session)
         done = session.execute(make(s.__table__).values(
             merchant_id=merchant_id, customer_id=f.customer_id, paid_orders=1, kept_orders=1, kept_cents=f.total_cents,
             first_paid_at=f.paid_at, last_paid_at=f.paid_at, first_month=month, first_channel=f.channel or "",

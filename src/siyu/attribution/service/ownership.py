@@ -42,8 +42,6 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.attribution.models.ownership import AttributedOrder, BindingHistory, CustomerBinding
@@ -53,6 +51,7 @@ from siyu.core.auth import Principal, scoped, system_principal
 from siyu.core.errors import NotFound, field_error
 from siyu.core.pagination import Page, decode_cursor, encode_cursor
 from siyu.customers import service as customers
+from siyu.db import upsert_insert
 from siyu.merchants import service as merchants
 
 SNAPSHOT_KEYS = ("share_code", "touch_id", "channel", "sharer_staff_id", "sharer_customer_id", "guide_id",
@@ -129,7 +128,7 @@ def _protected_until(days: int | None, at: dt.datetime) -> dt.datetime | None:
 
 
 def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return upsert_insert(session)
 
 
 def _active_staff(session: Session, merchant_id: int, staff_id: int) -> Any:

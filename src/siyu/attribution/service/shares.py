@@ -19,8 +19,6 @@ import secrets
 from collections.abc import Callable
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.attribution.models.shares import FissionEdge, FunnelEvent, Share, Touch
@@ -31,6 +29,7 @@ from siyu.core.auth import Principal, Role, system_principal
 from siyu.core.errors import AppError, NotFound, PermissionDenied, field_error
 from siyu.core.i18n import gettext
 from siyu.core.pagination import Page, paginate
+from siyu.db import upsert_insert
 from siyu.merchants import service as merchants
 
 CHANNELS = ("store_qr", "guide_qr", "chat", "moments", "community", "live", "ad", "payment", "search", "direct",
@@ -352,7 +351,7 @@ def _note_fission(session: Session, touch: Touch) -> None:
               "by_staff_id": touch.sharer_staff_id if touch.sharer_customer_id is None else None,
               "touch_id": touch.id, "share_id": touch.share_id, "campaign": touch.campaign, "at": touch.at}
     table = FissionEdge.__table__
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert_ = upsert_insert(session)
     session.flush()
     inserted = session.connection().execute(
         insert_(table).values(values).on_conflict_do_nothing(index_elements=["merchant_id", "customer_id"])

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -27,6 +25,7 @@ from siyu.core import clock
 from siyu.core.auth import system_principal
 from siyu.core.money import split_largest_remainder
 from siyu.core.pagination import Page, paginate
+from siyu.db import upsert_insert
 from siyu.distribution.models import Commission, Distributor, Programme
 from siyu.distribution.service import accounts
 from siyu.distribution.service.distributors import update_grade
@@ -209,7 +208,7 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int
         return []
     session.flush()
     table = Commission.__table__
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert_ = upsert_insert(session)
     stmt = (insert_(table)
             .on_conflict_do_nothing(index_elements=["merchant_id", "order_line_id", "beneficiary_type", "level"])
             .returning(table.c.id, table.c.order_id, table.c.beneficiary_type, table.c.beneficiary_id,

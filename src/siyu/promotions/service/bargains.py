@@ -28,8 +28,6 @@ import secrets
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +37,7 @@ from siyu.core.auth import Principal, system_principal
 from siyu.core.errors import AppError, Conflict, NotFound, Unauthorized, field_error
 from siyu.core.i18n import gettext as _
 from siyu.customers import service as customers
+from siyu.db import upsert_insert
 from siyu.orders import pricing
 from siyu.promotions.models.bargains import Bargain, BargainAssist, BargainCampaign, BargainRateHit
 from siyu.promotions.service import common
@@ -331,7 +330,7 @@ def _rate_hit(session: Session, *, merchant_id: int, key: str, limit: int, now: 
             return
         if conn.execute(select(t.c.id).where(*where)).first() is not None:
             raise AssistRateLimited(details={"limit": limit})
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        insert = upsert_insert(conn)
         made = conn.execute(insert(t).values(merchant_id=merchant_id, key=key, window_start=window, hits=1)
                             .on_conflict_do_nothing(index_elements=["merchant_id", "key", "window_start"])
                             .returning(t.c.id)).first()

@@ -22,8 +22,6 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
@@ -32,6 +30,7 @@ from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFai
 from siyu.core.i18n import gettext as _
 from siyu.core.pagination import Page, paginate
 from siyu.customers import service as customers
+from siyu.db import upsert_insert
 from siyu.promotions.models.coupons import Coupon, CouponClaimCount, CouponTemplate
 from siyu.promotions.service.common import require_manager
 from siyu.promotions.service.coupon_pricing import (  # noqa: F401 (re-exported: the pricing half of coupons)
@@ -360,7 +359,7 @@ def _claim_window_open(template: CouponTemplate, now: dt.datetime) -> bool:
 
 
 def _insert_ignore(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return upsert_insert(session)
 
 
 def issue_coupon(session: Session, *, merchant_id: int, template_id: int, customer_id: int, channel: str,
