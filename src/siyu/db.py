@@ -224,14 +224,21 @@ class Database:
     def make_session(self) -> Session:
         return self._factory()
 
-    @contextmanager
-    def scope(self) -> Iterator[Session]:
-        """One unit of work: commit at the end, roll back on any error."""
+    def open_session(self) -> Session:
+        """A unit of work's session (no connection yet: that is taken at its first statement); end it with
+        `finish`. Its events are dispatched by `finish`, once its connection is back in the pool."""
         session = self.make_session()
         session.info["siyu_defer_events"] = True
+        return session
+
+    def finish(self, session: Session, *, commit: bool) -> None:
+        """End a unit of work from `open_session`: commit (or roll back), close, then run the handlers of
+        the events it committed (a commit that fails rolls back and raises)."""
         try:
-            yield session
-            session.commit()
+            if commit:
+                session.commit()
+            else:
+                session.rollback()
         except BaseException:
             session.rollback()
             raise
@@ -241,6 +248,17 @@ class Database:
         from siyu.core.events import dispatch_committed
 
         dispatch_committed(session)
+
+    @contextmanager
+    def scope(self) -> Iterator[Session]:
+        """One unit of work: commit at the end, roll back on any error."""
+        session = self.open_session()
+        try:
+            yield session
+        except BaseException:
+            self.finish(session, commit=False)
+            raise
+        self.finish(session, commit=True)
 
     def dispose(self) -> None:
         self.engine.dispose()

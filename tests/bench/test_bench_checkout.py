@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from siyu import cli
 from siyu.bench import checkout as bench
 
-KEYS = {"bench", "mode", "database", "database_source", "merchant", "workers", "server_layout", "max_inflight_per_server", "buyers", "duration_s",
+KEYS = {"bench", "mode", "database", "database_source", "merchant", "workers", "server_layout", "events", "max_inflight_per_server", "buyers", "duration_s",
         "checkouts_limit", "stock", "skus", "seconds", "selling_seconds", "sold_out_after_s", "paid_checkouts",
         "paid_checkouts_per_s", "orders_created", "latency", "out_of_stock", "errors", "login_failures", "cpu",
         "correctness", "per_checkout_round_trips", "pgbench", "ratio_to_pgbench"}
@@ -44,6 +44,7 @@ def test_flash_sale_sells_exactly_the_stock_and_no_more(tmp_path) -> None:
     assert set(report) == KEYS
     assert (report["bench"], report["mode"], report["database"], report["buyers"]) == ("checkout", "flash", "sqlite", 3)
     assert report["max_inflight_per_server"] == 4  # Settings.max_inflight's default
+    assert report["events"] == "inline"
     assert set(report["latency"]) == {"checkout", "create", "pay", "confirm"}
     for numbers in report["latency"].values():
         assert set(numbers) == LATENCY_KEYS
@@ -70,6 +71,26 @@ def test_spread_mode_stops_after_the_asked_checkouts() -> None:
     assert 6 <= report["paid_checkouts"] <= 7  # the buyer in flight finishes its checkout
     assert report["out_of_stock"]["answers"] == 0 and report["sold_out_after_s"] is None
     _correct(report)
+
+
+def test_events_in_the_worker_are_all_handled_after_the_sale(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the servers queue the events for one `siyu worker` (a SQLite queue file: no Redis here)
+    monkeypatch.delenv("SIYU_REDIS_URL", raising=False)
+    report = _run("--mode", "flash", "--buyers", "2", "--duration", "20", "--stock", "5", "--events", "worker")
+
+    # then the sale sold the stock, and the worker ran every handler of every event it emitted
+    assert report["paid_checkouts"] == 5
+    _correct(report)
+    events = report["events"]
+    assert (events["mode"], events["queue"], events["pending_after_drain"]) == ("worker", "sqlite file", 0)
+    assert events["backlog_at_sale_end"] >= 0 and events["drain_seconds"] >= 0
+    assert report["cpu"]["worker_s"] is not None
+
+
+def test_an_unknown_events_mode_is_refused() -> None:
+    result = CliRunner().invoke(cli.app, ["bench", "checkout", "--events", "kafka"])
+    assert result.exit_code == 1
+    assert "--events must be one of" in result.output
 
 
 def test_an_unknown_mode_is_refused() -> None:

@@ -3,21 +3,44 @@ commit per request, before the response is sent), templates and page helpers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Any
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+T = TypeVar("T")
 
-def get_session(request: Request) -> Iterator[Session]:
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work (`Database.open_session` / `finish`). Opening it does no I/O, so it
+    happens here in the event loop; the commit (or rollback), close and event dispatch happen in one
+    worker thread at the end. A sync dependency run in a worker thread of its own costs a thread hand-off
+    each way (a fifth of a simple request's CPU, bench/README.md)."""
     from siyu.db import get_database
 
-    with get_database().scope() as session:
-        # Template helpers of higher domains read through the request's own session (a second one
-        # would wait on SQLite's write lock, which this one holds).
-        request.state.db_session = session
+    database = get_database()
+    session = database.open_session()
+    # Template helpers of higher domains read through the request's own session (a second one would
+    # wait on SQLite's write lock, which this one holds).
+    request.state.db_session = session
+    try:
         yield session
+    except BaseException:
+        await in_thread(database.finish, session, commit=False)
+        raise
+    await in_thread(database.finish, session, commit=True)
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn` in a worker thread, shielded from cancellation (a unit of work always ends), outside the
+    worker-thread limit (as FastAPI ends a dependency: the end of a request must never wait for a thread
+    that requests waiting for their start hold)."""
+    with anyio.CancelScope(shield=True):
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs),
+                                              limiter=anyio.CapacityLimiter(1))
 
 
 # scope="function": the commit happens when the endpoint returns, before the response is sent, so a

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from siyu.config import get_settings
 from siyu.core.auth import Principal
@@ -48,26 +50,44 @@ def _raw_token(request: Request, merchant: Merchant) -> str | None:
     return request.cookies.get(cookie_name(merchant.slug))
 
 
-def _resolve(request: Request, session: Any, merchant: Merchant) -> Principal | None:
-    raw = _raw_token(request, merchant)
-    if not raw:
-        return None
-    principal = signin.resolve_customer_token(session, raw, merchant_id=merchant.id)
+def _signed_in(request: Request, raw: str, principal: Principal) -> Principal:
     request.state.customer = principal
     request.state.csrf_token = csrf_for(raw)
     return principal
 
 
-def require_shop_customer(request: Request, session: DbSession, merchant: ShopMerchant) -> Principal:
-    principal = _resolve(request, session, merchant)
+async def _resolve(request: Request, session: Any, merchant: Merchant) -> Principal | None:
+    """The signed-in customer (None without a token; Unauthorized for a bad one): in the event loop when
+    the token is cached (no I/O), else in a worker thread."""
+    raw = _raw_token(request, merchant)
+    if not raw:
+        return None
+    principal = signin.cached_customer_token(session, raw, merchant_id=merchant.id) or await run_in_threadpool(
+        functools.partial(signin.resolve_customer_token, session, raw, merchant_id=merchant.id))
+    return _signed_in(request, raw, principal)
+
+
+def current_shop_customer(request: Request, session: Any, merchant: Merchant) -> Principal | None:
+    """`optional_shop_customer` for code already in a worker thread (a page slot rendering)."""
+    raw = _raw_token(request, merchant)
+    if not raw:
+        return None
+    try:
+        return _signed_in(request, raw, signin.resolve_customer_token(session, raw, merchant_id=merchant.id))
+    except Unauthorized:
+        return None
+
+
+async def require_shop_customer(request: Request, session: DbSession, merchant: ShopMerchant) -> Principal:
+    principal = await _resolve(request, session, merchant)
     if principal is None:
         raise Unauthorized()
     return principal
 
 
-def optional_shop_customer(request: Request, session: DbSession, merchant: ShopMerchant) -> Principal | None:
+async def optional_shop_customer(request: Request, session: DbSession, merchant: ShopMerchant) -> Principal | None:
     try:
-        return _resolve(request, session, merchant)
+        return await _resolve(request, session, merchant)
     except Unauthorized:
         return None
 
@@ -103,9 +123,9 @@ def _return_to(request: Request, merchant: Merchant) -> str:
     return path if path.startswith(home) else home
 
 
-def require_shop_page_customer(request: Request, session: DbSession, merchant: ShopMerchant) -> Principal:
+async def require_shop_page_customer(request: Request, session: DbSession, merchant: ShopMerchant) -> Principal:
     """H5 pages: the signed-in customer, else a redirect to the login page."""
-    principal = _resolve(request, session, merchant)
+    principal = await _resolve(request, session, merchant)
     if principal is None:
         raise ShopLoginRequired(slug=merchant.slug, next_url=_return_to(request, merchant))
     return principal

@@ -52,15 +52,26 @@ class _CachedToken:
     expires_at: dt.datetime
 
 
+def cached_customer_token(session: Session, raw: str, *, merchant_id: int) -> Principal | None:
+    """The customer principal behind a live token of this merchant from this process's cache, without
+    any I/O; None when not cached (`resolve_customer_token` then decides)."""
+    if not raw or len(raw) > 200:
+        return None
+    cached = _tokens.get((engine_key(session), token_digest(raw)))
+    if cached is not None and cached.merchant_id == merchant_id and cached.expires_at > clock.now():
+        return Principal(merchant_id=merchant_id, kind="customer", subject_id=cached.customer_id,
+                         name=cached.nickname)
+    return None
+
+
 def resolve_customer_token(session: Session, raw: str, *, merchant_id: int) -> Principal:
     """The customer principal behind a token of this merchant, else Unauthorized."""
     if not raw or len(raw) > 200:
         raise Unauthorized()
+    principal = cached_customer_token(session, raw, merchant_id=merchant_id)
+    if principal is not None:
+        return principal
     key = (engine_key(session), token_digest(raw))
-    cached = _tokens.get(key)
-    if cached is not None and cached.merchant_id == merchant_id and cached.expires_at > clock.now():
-        return Principal(merchant_id=merchant_id, kind="customer", subject_id=cached.customer_id,
-                         name=cached.nickname)
     # One round trip for the token and its customer.
     row = session.execute(
         select(CustomerToken.merchant_id, CustomerToken.revoked_at, CustomerToken.expires_at,

@@ -11,6 +11,7 @@ from fastapi import Depends, Path, Request
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session
 from sqlalchemy.orm.util import identity_key
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from siyu.core.auth import Principal
@@ -89,21 +90,33 @@ MERCHANT_CACHE_SECONDS = 5.0
 _merchants = TTLCache(ttl=MERCHANT_CACHE_SECONDS)
 
 
+def cached_merchant(session: Session, slug: str) -> Merchant | None:
+    """The merchant of `slug` from this process's cache, joined to `session` as if loaded (its settings
+    its own copy), without any I/O; None when not cached."""
+    if not isinstance(slug, str) or len(slug) > 40:
+        return None
+    cached = _merchants.get((engine_key(session), slug))
+    if cached is None:
+        return None
+    merchant_id, name, settings_json, created_at = cached
+    loaded = session.identity_map.get(identity_key(Merchant, merchant_id))
+    if loaded is not None:
+        return loaded
+    copy = Merchant(id=merchant_id, slug=slug, name=name, settings=json.loads(settings_json), created_at=created_at)
+    make_transient_to_detached(copy)
+    session.add(copy)  # detached and not in the identity map: it joins as persistent, as if loaded
+    return copy
+
+
 def merchant_by_slug(session: Session, slug: str) -> Merchant:
     """The merchant of `slug` in `session` (NotFound as `get_merchant_by_slug`). From the cache it costs
-    no query: a copy of the cached row joins the session as if loaded (its settings its own copy)."""
+    no query (`cached_merchant`)."""
+    merchant = cached_merchant(session, slug)
+    if merchant is not None:
+        return merchant
     if not isinstance(slug, str) or len(slug) > 40:
         return service.get_merchant_by_slug(session, slug)
     key = (engine_key(session), slug)
-    cached = _merchants.get(key)
-    if cached is not None:
-        merchant_id, name, settings_json, created_at = cached
-        loaded = session.identity_map.get(identity_key(Merchant, merchant_id))
-        if loaded is not None:
-            return loaded
-        copy = Merchant(id=merchant_id, slug=slug, name=name, settings=json.loads(settings_json), created_at=created_at)
-        make_transient_to_detached(copy)
-        return session.merge(copy, load=False)
     merchant = service.get_merchant_by_slug(session, slug)
     try:
         settings_json = json.dumps(merchant.settings or {})
@@ -130,8 +143,9 @@ for _event in ("after_insert", "after_update", "after_delete"):
     sa_event.listen(Merchant, _event, _forget_merchant)
 
 
-def shop_merchant(request: Request, session: DbSession, m: Annotated[str, Path(max_length=40)]) -> Merchant:
-    merchant = merchant_by_slug(session, m)
+async def shop_merchant(request: Request, session: DbSession, m: Annotated[str, Path(max_length=40)]) -> Merchant:
+    # In the event loop when cached (no I/O), else in a worker thread.
+    merchant = cached_merchant(session, m) or await run_in_threadpool(merchant_by_slug, session, m)
     request.state.merchant = merchant
     return merchant
 

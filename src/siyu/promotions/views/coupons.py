@@ -24,7 +24,7 @@ from siyu.core.i18n import gettext as _
 from siyu.core.money import cents_to_yuan_str, percent_to_bps, yuan_to_cents
 from siyu.core.templating import register_slot, render
 from siyu.core.web import DbSession, form_str
-from siyu.customers.deps import OptionalShopCustomer, ShopForm, ShopPageCustomer, optional_shop_customer
+from siyu.customers.deps import OptionalShopCustomer, ShopForm, ShopPageCustomer, current_shop_customer
 from siyu.merchants import service as merchants
 from siyu.merchants.deps import ConsoleForm, ConsoleStaff, ShopMerchant
 from siyu.promotions.service import coupons as service
@@ -345,7 +345,7 @@ def member_links_slot(request: Request | None, **_context: Any) -> Markup:
     merchant = getattr(request.state, "merchant", None)
     if session is None or merchant is None:
         return Markup("")
-    customer = optional_shop_customer(request, session, merchant)
+    customer = current_shop_customer(request, session, merchant)
     if customer is None or customer.customer_id is None:
         return Markup("")
     n = service.available_count(session, merchant_id=merchant.id, customer_id=customer.customer_id)

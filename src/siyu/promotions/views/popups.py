@@ -27,7 +27,7 @@ from siyu.customers.deps import (
     OptionalShopCustomer,
     ShopForm,
     ShopPageCustomer,
-    optional_shop_customer,
+    current_shop_customer,
     visitor_id_of,
 )
 from siyu.membership.service import tiers as tiers_service
@@ -198,7 +198,7 @@ def popup_slot(request: Request | None, **_: Any) -> Markup:
         return Markup("")
     customer = getattr(request.state, "customer", None)
     if customer is None:
-        customer = optional_shop_customer(request, session, merchant)
+        customer = current_shop_customer(request, session, merchant)
     customer_id = customer.customer_id if customer is not None else None
     visitor_id = valid_visitor_id(visitor_id_of(request))
     # A savepoint: should recording the impression fail, the page's own transaction stays usable.
