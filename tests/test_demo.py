@@ -42,9 +42,19 @@ def demo_database(request: pytest.FixtureRequest):
     database.dispose()
 
 
-def test_seed_demo_builds_the_merchant_with_working_logins(demo_database: Database) -> None:
+@pytest.fixture(scope="module", params=BACKENDS)
+def seeded(request: pytest.FixtureRequest):
+    """One demo per backend for the tests that only read it or add to it (seeding is the slow part), with
+    the digests of its tables taken right after seeding."""
+    database = fresh_database(request.param, name="demo_seeded")
+    ctx = seed_demo(database, scale=SCALE, now=NOW)
+    yield request.param, database, ctx, table_digests(database)
+    database.dispose()
+
+
+def test_seed_demo_builds_the_merchant_with_working_logins(seeded) -> None:
     # when the demo is seeded
-    ctx = seed_demo(demo_database, scale=SCALE, now=NOW)
+    _backend, demo_database, ctx, _digests = seeded
 
     # then the context names the merchant, its stores and guides
     assert ctx.merchant_id > 0 and ctx.store_ids and ctx.guide_ids
@@ -72,8 +82,8 @@ def test_seed_demo_builds_the_merchant_with_working_logins(demo_database: Databa
                 assert ledger.verify(session, ctx.merchant_id) == []
 
 
-def test_seed_demo_refuses_a_second_demo_and_changes_nothing(demo_database: Database) -> None:
-    seed_demo(demo_database, scale=SCALE, now=NOW)
+def test_seed_demo_refuses_a_second_demo_and_changes_nothing(seeded) -> None:
+    _backend, demo_database, _ctx, _digests = seeded
     before = table_digests(demo_database)
 
     with pytest.raises(DemoExists):
@@ -82,17 +92,16 @@ def test_seed_demo_refuses_a_second_demo_and_changes_nothing(demo_database: Data
     assert table_digests(demo_database) == before
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_two_runs_build_identical_data(backend: str) -> None:
-    # given two fresh databases seeded the same way
-    digests = []
-    for _ in range(2):
-        database = fresh_database(backend, name="demo")
-        try:
-            seed_demo(database, scale=SCALE, now=NOW)
-            digests.append(table_digests(database))
-        finally:
-            database.dispose()
+def test_two_runs_build_identical_data(seeded) -> None:
+    # given two fresh databases seeded the same way (the module's demo, as it was seeded, and another)
+    backend, _database, _ctx, first = seeded
+    digests = [first]
+    database = fresh_database(backend, name="demo")
+    try:
+        seed_demo(database, scale=SCALE, now=NOW)
+        digests.append(table_digests(database))
+    finally:
+        database.dispose()
 
     # then every table holds the same rows
     differing = sorted(name for name in digests[0] if digests[0][name] != digests[1][name])
@@ -119,9 +128,9 @@ def test_demo_now_is_local_midnight_in_utc() -> None:
     assert demo_now(dt.date(2026, 5, 20)) == dt.datetime(2026, 5, 19, 16, 0, tzinfo=dt.UTC)
 
 
-def test_demo_funnel_narrows_from_exposure_to_repurchase(demo_database: Database) -> None:
+def test_demo_funnel_narrows_from_exposure_to_repurchase(seeded) -> None:
     # given the demo (its bulk orders carry what their buyers browsed, beside shoppers who left)
-    ctx = seed_demo(demo_database, scale=SCALE, now=NOW)
+    _backend, demo_database, ctx, _digests = seeded
     from siyu.analytics import service as analytics
     from siyu.core.auth import system_principal
 

@@ -4,6 +4,7 @@ millions of orders costs one query and no identity-map work."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Iterator
@@ -183,6 +184,9 @@ def first_purchase_facts(session: Session, *, merchant_id: int, until: dt.dateti
 SNAPSHOT_IDS = ("guide_id", "sharer_staff_id", "sharer_customer_id", "referrer_customer_id", "live_id")
 
 
+# The snapshot reads below are built once per dialect and key (constructing a CASE over JSON operators is
+# not free, and analytics builds these SELECTs for every report it computes).
+@functools.cache
 def _snapshot_text(dialect: str, key: str) -> Any:
     """The snapshot's `key` as text, NULL when missing or empty (as `a.get(key) or None`)."""
     if dialect == "postgresql":
@@ -192,6 +196,7 @@ def _snapshot_text(dialect: str, key: str) -> Any:
     return func.nullif(value, "")
 
 
+@functools.cache
 def _snapshot_id(dialect: str, key: str) -> Any:
     """The snapshot's `key` as an id by the rule of `_int_or_none` (numbers truncated, booleans 0/1,
     strings of ASCII digits), NULL otherwise."""
