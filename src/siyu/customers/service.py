@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -113,12 +114,18 @@ def assignment_of(session: Session, *, merchant_id: int, customer_id: int) -> tu
     records about who serves the customer. NotFound outside the merchant."""
     if not _valid_id(customer_id):
         raise NotFound()
-    stmt = scoped(select(Customer.owner_id, Customer.store_id).where(Customer.id == customer_id), Customer,
-                  system_principal(merchant_id))
-    row = session.execute(stmt).first()
+    row = session.execute(_assignment_of(), {"merchant_id": merchant_id, "customer_id": customer_id}).first()
     if row is None:
         raise NotFound()
     return row[0], row[1]
+
+
+@functools.cache
+def _assignment_of() -> Any:
+    # Built once (every order asks): the system scope (`scoped` with `system_principal`, the merchant's
+    # rows) and the ids as parameters.
+    return select(Customer.owner_id, Customer.store_id).where(
+        Customer.id == bindparam("customer_id"), Customer.merchant_id == bindparam("merchant_id"))
 
 
 def resolve_merged(session: Session, customer: Customer) -> Customer:

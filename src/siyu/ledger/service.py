@@ -264,7 +264,7 @@ def balances(session: Session, *, merchant_id: int, kind: str, owner_type: str, 
     return result
 
 
-def balance_expression(*, merchant_id: int, kind: str, owner_type: str, owner_id: Any) -> ColumnElement[int]:
+def balance_expression(*, merchant_id: Any, kind: str, owner_type: str, owner_id: Any) -> ColumnElement[int]:
     """A SQL expression for the balance of the owner in `owner_id` (a column of the caller's
     query), 0 without an account: lets another domain filter and sort by balance in one query
     without touching the ledger's tables itself."""

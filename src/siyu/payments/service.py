@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -177,10 +178,7 @@ def start_payment(
     merchant = merchants_service.get_merchant(session, merchant_id)
     now = clock.now()
 
-    earlier = list(session.scalars(
-        select(Payment).where(Payment.merchant_id == merchant_id, Payment.order_id == order_id)
-        .order_by(Payment.id).with_for_update().execution_options(populate_existing=True)
-    ))
+    earlier = list(session.scalars(_payments_of_order(), {"merchant_id": merchant_id, "order_id": order_id}))
     if any(p.status == PaymentStatus.SUCCEEDED for p in earlier):
         raise Conflict("This order has already been paid.", code="already_paid")
     for p in earlier:
@@ -517,13 +515,24 @@ def notifications_of(session: Session, *, merchant_id: int, payment_id: int, lim
 def _lock_payment(session: Session, *, merchant_id: int, payment_id: int) -> Payment:
     if not isinstance(payment_id, int) or not 0 < payment_id <= 2**62:
         raise NotFound()
-    payment = session.scalars(
-        select(Payment).where(Payment.merchant_id == merchant_id, Payment.id == payment_id)
-        .with_for_update().execution_options(populate_existing=True)
-    ).first()
+    payment = session.scalars(_payment_locked(), {"merchant_id": merchant_id, "payment_id": payment_id}).first()
     if payment is None:
         raise NotFound()
     return payment
+
+
+# The two locking reads of a checkout's payment, built once (the ids as parameters).
+@functools.cache
+def _payment_locked() -> Any:
+    return (select(Payment).where(Payment.merchant_id == bindparam("merchant_id"), Payment.id == bindparam("payment_id"))
+            .with_for_update().execution_options(populate_existing=True))
+
+
+@functools.cache
+def _payments_of_order() -> Any:
+    return (select(Payment).where(Payment.merchant_id == bindparam("merchant_id"),
+                                  Payment.order_id == bindparam("order_id"))
+            .order_by(Payment.id).with_for_update().execution_options(populate_existing=True))
 
 
 # The statement of `_insert_with_trade_no`, built once (its values as bind parameters): one object, so

@@ -39,9 +39,10 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import functools
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from siyu.attribution.models.ownership import AttributedOrder, BindingHistory, CustomerBinding
@@ -373,12 +374,20 @@ def _share(session: Session, merchant_id: int, code: str | None) -> Share | None
 
 def last_touch(session: Session, *, merchant_id: int, customer_id: int, before: dt.datetime | None = None,
                share_code: str | None = None) -> Touch | None:
-    stmt = select(Touch).where(Touch.merchant_id == merchant_id, Touch.customer_id == customer_id)
-    if before is not None:
-        stmt = stmt.where(Touch.at <= before)
-    if share_code is not None:
-        stmt = stmt.where(Touch.share_code == share_code)
-    return session.scalars(stmt.order_by(Touch.at.desc(), Touch.id.desc()).limit(1)).first()
+    params = {"merchant_id": merchant_id, "customer_id": customer_id, "before": before, "share_code": share_code}
+    return session.scalars(_last_touch(before is not None, share_code is not None), params).first()
+
+
+@functools.cache
+def _last_touch(before: bool, share_code: bool) -> Any:
+    # Built once per shape (every order asks): the values as parameters.
+    stmt = select(Touch).where(Touch.merchant_id == bindparam("merchant_id"),
+                               Touch.customer_id == bindparam("customer_id"))
+    if before:
+        stmt = stmt.where(Touch.at <= bindparam("before"))
+    if share_code:
+        stmt = stmt.where(Touch.share_code == bindparam("share_code"))
+    return stmt.order_by(Touch.at.desc(), Touch.id.desc()).limit(1)
 
 
 def order_attribution(session: Session, *, merchant_id: int, customer_id: int, share_code: str | None,
@@ -403,10 +412,7 @@ def order_attribution(session: Session, *, merchant_id: int, customer_id: int, s
                         campaign=touch.campaign, live_id=touch.target_id if touch.target_type == "live" else None)
     # Both bindings (guide, referrer) in one read.
     bindings = {row.kind: row for row in session.execute(
-        select(CustomerBinding.kind, CustomerBinding.guide_id, CustomerBinding.store_id,
-               CustomerBinding.referrer_customer_id)
-        .where(CustomerBinding.merchant_id == merchant_id, CustomerBinding.customer_id == customer_id,
-               CustomerBinding.kind.in_((GUIDE, REFERRER))))}
+        _guide_and_referrer(), {"merchant_id": merchant_id, "customer_id": customer_id})}
     guide = bindings.get(GUIDE)
     if guide is not None:
         snapshot.update(guide_id=guide.guide_id, store_id=guide.store_id)
@@ -417,6 +423,16 @@ def order_attribution(session: Session, *, merchant_id: int, customer_id: int, s
     referrer = bindings.get(REFERRER)
     snapshot["referrer_customer_id"] = referrer.referrer_customer_id if referrer is not None else None
     return snapshot
+
+
+@functools.cache
+def _guide_and_referrer() -> Any:
+    # Built once (every order asks): the ids as parameters.
+    return (select(CustomerBinding.kind, CustomerBinding.guide_id, CustomerBinding.store_id,
+                   CustomerBinding.referrer_customer_id)
+            .where(CustomerBinding.merchant_id == bindparam("merchant_id"),
+                   CustomerBinding.customer_id == bindparam("customer_id"),
+                   CustomerBinding.kind.in_((GUIDE, REFERRER))))
 
 
 def record_order(session: Session, *, merchant_id: int, order_id: int, order_no: str, customer_id: int,

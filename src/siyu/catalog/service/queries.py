@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from siyu.catalog.models import Product, Sku
@@ -41,21 +42,28 @@ class SkuInfo:
         return self.product_status == ProductStatus.ON_SALE and self.active
 
 
+@functools.cache
+def _checkout_skus() -> Select[Any]:
+    """The statement of `get_skus_for_checkout`, built once (every order reads it): the merchant and the
+    ids as parameters. Plain columns, not the Sku and Product entities: building the ORM's row loaders for
+    two whole entities was a twelfth of a flash-sale server's CPU (py-spy, bench/README.md), for one row.
+    The stock comes in the same query (the ledger's balance expression: 0 without an account)."""
+    merchant = bindparam("merchant_id", type_=BigInteger())
+    stock = ledger.balance_expression(merchant_id=merchant, kind=STOCK_KIND, owner_type=STOCK_OWNER,
+                                      owner_id=Sku.id)
+    # The system scope (`scoped` with `system_principal`): the merchant's rows, as a parameter.
+    return (select(Sku.id, Sku.spec, Sku.price_cents, Sku.list_price_cents, Sku.weight_g, Sku.code, Sku.active,
+                   Product.id, Product.title, Product.images, Product.status, Product.category_id, stock)
+            .join(Product, Product.id == Sku.product_id)
+            .where(Sku.merchant_id == merchant, Sku.id.in_(bindparam("sku_ids", expanding=True))))
+
+
 def get_skus_for_checkout(session: Session, *, merchant_id: int, sku_ids: Iterable[int]) -> dict[int, SkuInfo]:
     """The merchant's SKUs among `sku_ids` (others are simply absent), with product and stock."""
     ids = [i for i in dict.fromkeys(sku_ids) if isinstance(i, int) and 0 < i < 2**62]
     if not ids:
         return {}
-    # The stock comes in the same query (the ledger's balance expression: 0 without an account).
-    stock = ledger.balance_expression(merchant_id=merchant_id, kind=STOCK_KIND, owner_type=STOCK_OWNER,
-                                      owner_id=Sku.id)
-    # Plain columns, not the Sku and Product entities: building the ORM's row loaders for two whole
-    # entities was a twelfth of a flash-sale server's CPU (py-spy, bench/README.md), for one row.
-    stmt = scoped(select(Sku.id, Sku.spec, Sku.price_cents, Sku.list_price_cents, Sku.weight_g, Sku.code,
-                         Sku.active, Product.id, Product.title, Product.images, Product.status,
-                         Product.category_id, stock).join(Product, Product.id == Sku.product_id), Sku,
-                  system_principal(merchant_id))
-    rows = session.execute(stmt.where(Sku.id.in_(ids))).all()
+    rows = session.execute(_checkout_skus(), {"merchant_id": merchant_id, "sku_ids": ids}).all()
     return {
         sku_id: SkuInfo(sku_id=sku_id, product_id=product_id, title=title, spec=dict(spec or {}),
                         spec_text=spec_text(spec or {}), price_cents=price, list_price_cents=list_price,

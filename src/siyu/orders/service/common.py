@@ -130,10 +130,13 @@ def add_history(session: Session, order: Order, *, from_status: str | None, to_s
     values = {"merchant_id": order.merchant_id, "order_id": order.id, "from_status": from_status,
               "to_status": to_status, "actor_type": actor_type, "actor_id": actor_id, "note": note[:500],
               "created_at": at or clock.now()}
-    # One plain Core INSERT on the session's connection (no unit of work); an unattached copy back.
-    table = OrderHistory.__table__
-    row_id = session.connection().execute(insert(table).values(values).returning(table.c.id)).scalar_one()
+    # One plain Core INSERT on the session's connection (no unit of work), a statement built once (the
+    # values as parameters); an unattached copy back.
+    row_id = session.connection().execute(_INSERT_HISTORY, values).scalar_one()
     return OrderHistory(id=row_id, **values)
+
+
+_INSERT_HISTORY = insert(OrderHistory.__table__).returning(OrderHistory.__table__.c.id)
 
 
 def change_status(session: Session, order: Order, new: str | OrderStatus, *, actor: Principal | None,

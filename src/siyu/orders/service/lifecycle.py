@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import hmac
 import io
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from siyu.catalog import service as catalog
@@ -49,15 +51,12 @@ def pay_order(session: Session, order_id: int, *, actor: Principal, method: str,
         raise NotFound()
     # One round trip: the order, locked, with its first line's title and its number of lines (the
     # payment's description).
-    first_title = (select(OrderLine.title).where(OrderLine.order_id == Order.id).order_by(OrderLine.id)
-                   .limit(1).scalar_subquery())
-    line_count = select(func.count(OrderLine.id)).where(OrderLine.order_id == Order.id).scalar_subquery()
-    stmt = select(Order, first_title, line_count).where(Order.id == order_id)
     if actor.kind == "customer":
-        stmt = stmt.where(Order.merchant_id == actor.merchant_id, Order.customer_id == actor.customer_id)
+        row = session.execute(_payable_order(True), {"order_id": order_id, "merchant_id": actor.merchant_id,
+                                                     "customer_id": actor.customer_id}).first()
     else:
-        stmt = scoped(stmt, Order, actor)
-    row = session.execute(stmt.with_for_update(of=Order).execution_options(populate_existing=True)).first()
+        stmt = scoped(_payable_order(False).where(Order.id == order_id), Order, actor)
+        row = session.execute(stmt.with_for_update(of=Order).execution_options(populate_existing=True)).first()
     if row is None:
         raise NotFound()
     order, title, count = row
@@ -145,6 +144,30 @@ def record_payment(session: Session, *, merchant_id: int, order_id: int, payment
     return "refunded"
 
 
+@functools.cache
+def _payable_order(customer: bool) -> Any:
+    """The order with its first line's title and its number of lines: for a customer, built once and
+    locked, the ids as parameters; for staff the caller adds the order, their scope and the lock."""
+    first_title = (select(OrderLine.title).where(OrderLine.order_id == Order.id).order_by(OrderLine.id)
+                   .limit(1).scalar_subquery())
+    line_count = select(func.count(OrderLine.id)).where(OrderLine.order_id == Order.id).scalar_subquery()
+    stmt = select(Order, first_title, line_count)
+    if not customer:
+        return stmt
+    return (stmt.where(Order.id == bindparam("order_id"), Order.merchant_id == bindparam("merchant_id"),
+                       Order.customer_id == bindparam("customer_id"))
+            .with_for_update(of=Order).execution_options(populate_existing=True))
+
+
+@functools.cache
+def _order_with_lines_locked() -> Any:
+    # Built once (every paid checkout asks): the ids as parameters.
+    return (select(Order, OrderLine).outerjoin(OrderLine, OrderLine.order_id == Order.id)
+            .where(Order.id == bindparam("order_id"), Order.merchant_id == bindparam("merchant_id"))
+            .order_by(OrderLine.id)
+            .with_for_update(of=Order, skip_locked=True).execution_options(populate_existing=True))
+
+
 def record_payment_now(session: Session, succeeded: payment_events.PaymentSucceeded, merchant_id: int) -> bool:
     """payments' recorder: mark the order paid in the transaction that marked its payment succeeded
     (sandbox confirm, a provider's notification, stored value), so a checkout needs no second transaction.
@@ -154,11 +177,7 @@ def record_payment_now(session: Session, succeeded: payment_events.PaymentSuccee
     the commit) decides as before: pay, refund a late or duplicate payment, or nothing. True when it paid the
     order: that handler would find it done, so payments writes the event processed (`settles`)."""
     # One round trip: the order (locked) with its lines, one row per line.
-    rows = session.execute(
-        select(Order, OrderLine).outerjoin(OrderLine, OrderLine.order_id == Order.id)
-        .where(Order.id == succeeded.order_id, Order.merchant_id == merchant_id).order_by(OrderLine.id)
-        .with_for_update(of=Order, skip_locked=True).execution_options(populate_existing=True)
-    ).all()
+    rows = session.execute(_order_with_lines_locked(), {"order_id": succeeded.order_id, "merchant_id": merchant_id}).all()
     if not rows:
         return False
     order = rows[0][0]
