@@ -162,11 +162,11 @@ SHARED_SCOPES = {"class", "module", "package"}
 
 
 def xdist_group_of(item: pytest.Item) -> str | None:
-    """Which tests must run on one worker, in their usual order: the browser tests (one live server and
-    one chromium, after everything else), and the tests sharing a class-, module- or package-scoped
-    fixture (state built once and used by the tests in turn: the fuzz run's seeded demo, a demo
-    checked from several sides), one group per module and per parameter of those fixtures (the
-    fuzz run on SQLite and on PostgreSQL are two groups). None: the test may go to any worker."""
+    """Which tests run together: "browser" for the browser tests (after everything else, on either worker:
+    each worker process has its own live server and chromium), and one group per module and per parameter
+    of a class-, module- or package-scoped fixture for the tests sharing one (state built once and used by
+    the tests in turn: the fuzz run's seeded demo, a demo checked from several sides; the fuzz run on
+    SQLite and on PostgreSQL are two groups), which must run on one worker. None: any worker."""
     if BROWSER_DIR in Path(str(item.path)).parents:
         return "browser"
     info = getattr(item, "_fixtureinfo", None)
@@ -194,9 +194,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         name = xdist_group_of(item)
         if name is not None:
-            item.add_marker(pytest.mark.xdist_group(name))
+            if name != "browser":
+                item.add_marker(pytest.mark.xdist_group(name))
             groups[id(item)] = name
     result = yield
+    # pytest-xdist 3.8 sends a group to one worker by the "@group" it appends to `item._nodeid`; pytest 9.2
+    # keeps the node id elsewhere (`_id`), so that append is lost and each test of a group went to any
+    # worker (a module's seeded demo built once per worker). Append it where this pytest keeps it.
+    for item in items:
+        name = groups.get(id(item))
+        if name is not None and name != "browser" and "@" not in item.nodeid and hasattr(item, "_id"):
+            from _pytest.nodeid import coerce_node_id
+
+            item._id = coerce_node_id(f"{item.nodeid}@{name}")
     sizes = Counter(groups.values())
     first: dict[str, int] = {}
     for index, item in enumerate(items):
