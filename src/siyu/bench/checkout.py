@@ -36,7 +36,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -204,11 +203,11 @@ class BuyerResult:
 
 
 class _Run:
-    """Shared state of one run: the stop signal and the paid counter."""
+    """Shared state of one run (the buyers are coroutines of one event loop: no locks): the stop signal
+    and the paid counter."""
 
     def __init__(self, *, checkouts: int | None, deadline: float, flash: bool) -> None:
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
+        self.stopped = False
         self.paid = 0
         self.checkouts = checkouts
         self.deadline = deadline
@@ -216,18 +215,16 @@ class _Run:
         self.sold_out_at: float | None = None
 
     def count_paid(self) -> None:
-        with self.lock:
-            self.paid += 1
-            if self.checkouts is not None and self.paid >= self.checkouts:
-                self.stop.set()
+        self.paid += 1
+        if self.checkouts is not None and self.paid >= self.checkouts:
+            self.stopped = True
 
     def sold_out(self, now: float) -> None:
-        with self.lock:
-            if self.sold_out_at is None:
-                self.sold_out_at = now
+        if self.sold_out_at is None:
+            self.sold_out_at = now
 
     def over(self, now: float) -> bool:
-        if self.stop.is_set() or now >= self.deadline:
+        if self.stopped or now >= self.deadline:
             return True
         return self.sold_out_at is not None and now - self.sold_out_at >= SOLD_OUT_SAMPLE_S
 
@@ -944,29 +941,30 @@ class Profiler:
 # ---------------------------------------------------------------- the whole run
 
 
-def _pending_events(url: str, merchant_id: int) -> int:
+def drain_events(url: str, merchant_id: int, worker_pid: int, *, timeout: float) -> dict[str, Any]:
+    """Wait until the worker has run the handlers of every event the sale emitted (or `timeout`): the
+    backlog the sale left, how long the worker took to clear it and the worker's CPU meanwhile."""
     from sqlalchemy import func, select
 
     from siyu.core.models import OutboxEvent
     from siyu.db import Database
 
-    database = Database(url)
-    try:
+    waiting = select(func.count()).select_from(OutboxEvent).where(
+        OutboxEvent.merchant_id == merchant_id, OutboxEvent.processed_at.is_(None))
+    database = Database(url)  # one engine for every poll
+
+    def pending_now() -> int:
         with database.scope() as session:
-            return session.scalar(select(func.count()).select_from(OutboxEvent).where(
-                OutboxEvent.merchant_id == merchant_id, OutboxEvent.processed_at.is_(None))) or 0
+            return session.scalar(waiting) or 0
+
+    try:
+        start, cpu_before = time.perf_counter(), cpu_seconds([worker_pid])
+        backlog = pending = pending_now()
+        while pending and time.perf_counter() - start < timeout:
+            time.sleep(0.25)
+            pending = pending_now()
     finally:
         database.dispose()
-
-
-def drain_events(url: str, merchant_id: int, worker_pid: int, *, timeout: float) -> dict[str, Any]:
-    """Wait until the worker has run the handlers of every event the sale emitted (or `timeout`): the
-    backlog the sale left, how long the worker took to clear it and the worker's CPU meanwhile."""
-    start, cpu_before = time.perf_counter(), cpu_seconds([worker_pid])
-    backlog = pending = _pending_events(url, merchant_id)
-    while pending and time.perf_counter() - start < timeout:
-        time.sleep(0.25)
-        pending = _pending_events(url, merchant_id)
     return {"backlog_at_sale_end": backlog, "pending_after_drain": pending,
             "drain_seconds": round(time.perf_counter() - start, 2) if backlog else 0.0,
             "worker_cpu_s_draining": round(cpu_seconds([worker_pid]) - cpu_before, 2)}

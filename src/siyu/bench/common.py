@@ -72,12 +72,7 @@ def server(database_url: str, *, workers: int = 1, timeout: float = 60.0,
                 time.sleep(0.1)
         yield handle
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @contextlib.contextmanager
@@ -95,12 +90,17 @@ def event_worker(database_url: str, *, threads: int = 2, nice: int = 0, log_path
         try:
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ask a subprocess to end (SIGTERM), and kill it when it has not within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextlib.contextmanager
