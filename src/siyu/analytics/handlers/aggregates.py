@@ -20,10 +20,12 @@ from siyu.orders import service as orders
 @handles(order_events.ORDER_PAID)
 def count_paid_order(session: Session, event: Event) -> None:
     p = event.payload
-    if p.get("kind", "goods") != "goods" or aggregates.counted(session, merchant_id=event.merchant_id,
-                                                               event_id=event.id):
+    if p.get("kind", "goods") != "goods":
         return
-    aggregates.on_order_paid(session, merchant_id=event.merchant_id, fact=orders.fact_of_paid_event(p))
+    marks = aggregates.aggregate_marks(session, merchant_id=event.merchant_id)
+    if aggregates.event_counted(marks, event.id):
+        return
+    aggregates.on_order_paid(session, merchant_id=event.merchant_id, fact=orders.fact_of_paid_event(p), marks=marks)
 
 
 @handles(order_events.ORDER_REFUNDED)

@@ -23,9 +23,10 @@ rebuild and that the views give the same numbers from either source.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -214,8 +215,9 @@ def _bump_dims(session: Session, *, merchant_id: int, f: PaidOrderFact) -> None:
             index_elements=["merchant_id", "dim", "customer_id"],
             set_={"kept_orders": table.c.kept_orders + 1, "kept_cents": table.c.kept_cents + stmt.excluded.kept_cents,
                   "last_paid_at": stmt.excluded.last_paid_at})
-    session.execute(stmt, [{"merchant_id": merchant_id, "customer_id": f.customer_id, "dim": dim,
-                            "kept_cents": f.total_cents, "last_paid_at": f.paid_at} for dim in _dims_of(f)])
+    session.flush()
+    session.connection().execute(stmt, [{"merchant_id": merchant_id, "customer_id": f.customer_id, "dim": dim,
+                                         "kept_cents": f.total_cents, "last_paid_at": f.paid_at} for dim in _dims_of(f)])
 
 
 def dim_totals_as_of(session: Session, *, merchant_id: int, dim: str | None, until: dt.datetime, scope: Any = None
@@ -374,21 +376,29 @@ def add_sale(session: Session, *, merchant_id: int, bucket: tuple[Any, ...], ord
     """Add to one daily-sales bucket (created when missing), in one statement safe under concurrency."""
     values = dict(zip(_BUCKET, bucket, strict=True))
     values.update(merchant_id=merchant_id, orders=orders_n, gmv_cents=gmv_cents, refunded_cents=refunded_cents)
+    session.flush()
+    session.connection().execute(_add_sale(session.get_bind().dialect.name), values)
+
+
+@functools.cache
+def _add_sale(dialect: str) -> Any:
+    # Built once per dialect (every paid order runs it): the values as parameters.
     table = DailySales.__table__
-    make = upsert_insert(session)
-    stmt = make(table).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    stmt = upsert_insert(dialect)(table).values(
+        {c: bindparam(c, type_=table.c[c].type) for c in ("merchant_id", *_BUCKET, "orders", "gmv_cents",
+                                                           "refunded_cents")})
+    return stmt.on_conflict_do_update(
         index_elements=["merchant_id", *_BUCKET],
         set_={"orders": table.c.orders + stmt.excluded.orders,
               "gmv_cents": table.c.gmv_cents + stmt.excluded.gmv_cents,
               "refunded_cents": table.c.refunded_cents + stmt.excluded.refunded_cents})
-    session.execute(stmt)
 
 
-def on_order_paid(session: Session, *, merchant_id: int, fact: PaidOrderFact) -> None:
+def on_order_paid(session: Session, *, merchant_id: int, fact: PaidOrderFact, marks: Marks | None = None) -> None:
     """A goods order was paid (`fact`: from the event's payload, not read again): its sale joins its day's
     bucket and the customer's row takes it in one or two statements; only an unusual payment (see
-    `_bump_customer`) recomputes the customer's row from their orders."""
+    `_bump_customer`) recomputes the customer's row from their orders. `marks`: the merchant's
+    `aggregate_marks` when the caller has just read them."""
     now = orders.order_now(session, merchant_id=merchant_id, order_id=fact.order_id)
     if now is None:
         return
@@ -400,7 +410,9 @@ def on_order_paid(session: Session, *, merchant_id: int, fact: PaidOrderFact) ->
     bucket = bucket_of(f)
     last_in_transaction(session, lambda s: add_sale(s, merchant_id=merchant_id, bucket=bucket, orders_n=1,
                                                     gmv_cents=f.total_cents, refunded_cents=0))
-    people.on_order_paid(session, merchant_id=merchant_id, customer_id=f.customer_id, day=local_day(f.paid_at))
+    through = (marks or aggregate_marks(session, merchant_id=merchant_id)).people_through
+    people.on_order_paid(session, merchant_id=merchant_id, customer_id=f.customer_id, day=local_day(f.paid_at),
+                         through=through)
     if refunded or customer_id != fact.customer_id or not _bump_customer(session, merchant_id=merchant_id, f=f):
         refresh_customer(session, merchant_id=merchant_id, customer_id=f.customer_id)
     else:  # the dimension rows move with the customer's row: neither counted this order yet
@@ -414,31 +426,58 @@ def _bump_customer(session: Session, *, merchant_id: int, f: PaidOrderFact) -> b
     customer's latest. (The caller recomputes an order refunded since: a refund handled first may already
     count it.) A row that already counts this order has a last purchase at or after it, so the UPDATE
     cannot count it twice."""
-    s = CustomerPurchaseStats
     if f.total_cents <= f.refunded_cents:
         return False
     month = month_of(local_day(f.paid_at))
-    first_month = session.execute(select(s.first_month).where(s.merchant_id == merchant_id,
-                                                              s.customer_id == f.customer_id)).first()
+    session.flush()
+    connection = session.connection()
+    first_month = connection.execute(_FIRST_MONTH, {"merchant_id": merchant_id, "customer_id": f.customer_id}).first()
     if first_month is None:  # the customer's first paid goods order
-        make = upsert_insert(session)
-        done = session.execute(make(s.__table__).values(
-            merchant_id=merchant_id, customer_id=f.customer_id, paid_orders=1, kept_orders=1, kept_cents=f.total_cents,
-            first_paid_at=f.paid_at, last_paid_at=f.paid_at, first_month=month, first_channel=f.channel or "",
-            first_group=channel_group(f), first_campaign=f.campaign or "", month_bits=0).on_conflict_do_nothing()
-            .returning(s.id))
+        done = connection.execute(_first_purchase(session.get_bind().dialect.name), {
+            "merchant_id": merchant_id, "customer_id": f.customer_id, "kept_cents": f.total_cents,
+            "paid_at": f.paid_at, "first_month": month, "first_channel": f.channel or "",
+            "first_group": channel_group(f), "first_campaign": f.campaign or ""})
         return done.first() is not None
     if first_month[0] is None:
         return False
     k = months_between(first_month[0], month)
     bit = 1 << k if 0 < k <= MAX_MONTH_BIT else 0
-    done = session.execute(s.__table__.update().where(
-        s.merchant_id == merchant_id, s.customer_id == f.customer_id, s.first_month == first_month[0],
-        s.last_paid_at < f.paid_at).values(
-        paid_orders=s.paid_orders + 1, kept_orders=s.kept_orders + 1, kept_cents=s.kept_cents + f.total_cents,
-        second_paid_at=func.coalesce(s.second_paid_at, bindparam(None, f.paid_at, type_=s.second_paid_at.type)),
-        last_paid_at=f.paid_at, month_bits=s.month_bits.op("|")(literal_column(str(int(bit))))))
+    done = connection.execute(_NEXT_PURCHASE, {
+        "of_merchant": merchant_id, "of_customer": f.customer_id, "of_first_month": first_month[0],
+        "paid_at": f.paid_at, "add_cents": f.total_cents, "month_bit": bit})
     return done.rowcount == 1
+
+
+# `_bump_customer`'s statements, built once (every paid order runs them): the values as parameters.
+_STATS = CustomerPurchaseStats.__table__
+_FIRST_MONTH = select(_STATS.c.first_month).where(
+    _STATS.c.merchant_id == bindparam("merchant_id", type_=BigInteger()),
+    _STATS.c.customer_id == bindparam("customer_id", type_=BigInteger()))
+_NEXT_PURCHASE = _STATS.update().where(
+    _STATS.c.merchant_id == bindparam("of_merchant", type_=BigInteger()),
+    _STATS.c.customer_id == bindparam("of_customer", type_=BigInteger()),
+    _STATS.c.first_month == bindparam("of_first_month", type_=_STATS.c.first_month.type),
+    _STATS.c.last_paid_at < bindparam("paid_at", type_=_STATS.c.last_paid_at.type)).values(
+    paid_orders=_STATS.c.paid_orders + 1, kept_orders=_STATS.c.kept_orders + 1,
+    kept_cents=_STATS.c.kept_cents + bindparam("add_cents", type_=BigInteger()),
+    second_paid_at=func.coalesce(_STATS.c.second_paid_at, bindparam("paid_at", type_=_STATS.c.last_paid_at.type)),
+    last_paid_at=bindparam("paid_at", type_=_STATS.c.last_paid_at.type),
+    month_bits=_STATS.c.month_bits.op("|")(bindparam("month_bit", type_=BigInteger())))
+
+
+@functools.cache
+def _first_purchase(dialect: str) -> Any:
+    c = _STATS.c
+    paid_at = bindparam("paid_at", type_=c.first_paid_at.type)
+    return upsert_insert(dialect)(_STATS).values(
+        merchant_id=bindparam("merchant_id", type_=BigInteger()),
+        customer_id=bindparam("customer_id", type_=BigInteger()), paid_orders=1, kept_orders=1,
+        kept_cents=bindparam("kept_cents", type_=BigInteger()), first_paid_at=paid_at, last_paid_at=paid_at,
+        first_month=bindparam("first_month", type_=c.first_month.type),
+        first_channel=bindparam("first_channel", type_=c.first_channel.type),
+        first_group=bindparam("first_group", type_=c.first_group.type),
+        first_campaign=bindparam("first_campaign", type_=c.first_campaign.type), month_bits=0,
+    ).on_conflict_do_nothing().returning(c.id)
 
 
 def on_order_refunded(session: Session, *, merchant_id: int, order_id: int, customer_id: int,
@@ -463,8 +502,31 @@ def on_customer_merged(session: Session, *, merchant_id: int, source_id: int, ta
 
 def counted(session: Session, *, merchant_id: int, event_id: int) -> bool:
     """Whether a rebuild already saw this event's effects (it was written before the rebuild read)."""
-    through = session.scalar(select(AggregateState.events_through).where(AggregateState.merchant_id == merchant_id))
-    return through is not None and event_id <= through
+    return event_counted(aggregate_marks(session, merchant_id=merchant_id), event_id)
+
+
+class Marks(NamedTuple):
+    """How far a merchant's aggregates are built: events up to `events_through` are in them (None: not
+    built), and people's days up to `people_through`."""
+
+    events_through: int | None
+    people_through: dt.date | None
+
+
+def aggregate_marks(session: Session, *, merchant_id: int) -> Marks:
+    """The merchant's `Marks`, in one read (a handler asks for both on every paid order)."""
+    session.flush()
+    row = session.connection().execute(_MARKS, {"merchant_id": merchant_id}).first()
+    return Marks(None, None) if row is None else Marks(row[0], row[1])
+
+
+def event_counted(marks: Marks, event_id: int) -> bool:
+    return marks.events_through is not None and event_id <= marks.events_through
+
+
+_STATE = AggregateState.__table__
+_MARKS = select(_STATE.c.events_through, _STATE.c.people_through).where(
+    _STATE.c.merchant_id == bindparam("merchant_id", type_=BigInteger()))
 
 
 # PostgreSQL's memory for each sort or hash of a rebuild (its GROUP BYs over every order of the merchant);

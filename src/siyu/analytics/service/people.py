@@ -657,9 +657,10 @@ def recount_person(session: Session, *, merchant_id: int, person: str) -> None:
     _drop_empty_counts(session, merchant_id)
 
 
-def on_order_paid(session: Session, *, merchant_id: int, customer_id: int, day: dt.date) -> None:
-    """A goods order paid on `day`: nothing to do unless that day is already counted (a late payment)."""
-    through = people_through(session, merchant_id=merchant_id)
+def on_order_paid(session: Session, *, merchant_id: int, customer_id: int, day: dt.date,
+                  through: dt.date | None) -> None:
+    """A goods order paid on `day`: nothing to do unless that day is already counted (a late payment);
+    `through`: the merchant's `people_through`."""
     if through is not None and day <= through:
         recount_person(session, merchant_id=merchant_id, person=f"c{customer_id}")
 

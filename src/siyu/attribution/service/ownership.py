@@ -438,27 +438,41 @@ def _guide_and_referrer() -> Any:
 def record_order(session: Session, *, merchant_id: int, order_id: int, order_no: str, customer_id: int,
                  snapshot: dict[str, Any], total_cents: int, created_at: dt.datetime) -> None:
     """Keep attribution's copy of an order's snapshot (once per order: a replay changes nothing)."""
-    table = AttributedOrder.__table__
     s = {k: snapshot.get(k) for k in SNAPSHOT_KEYS}
     session.flush()
-    session.connection().execute(
-        _insert(session)(table).values(
-            merchant_id=merchant_id, order_id=order_id, order_no=order_no[:40], customer_id=customer_id, snapshot=s,
-            guide_id=s["guide_id"], store_id=s["store_id"], sharer_staff_id=s["sharer_staff_id"],
-            sharer_customer_id=s["sharer_customer_id"], referrer_customer_id=s["referrer_customer_id"],
-            channel=s["channel"], total_cents=total_cents, paid_cents=0, created_at=created_at, paid_at=None)
-        .on_conflict_do_nothing(index_elements=["merchant_id", "order_id"]))
+    session.connection().execute(_record_order(session.get_bind().dialect.name), {
+        "merchant_id": merchant_id, "order_id": order_id, "order_no": order_no[:40], "customer_id": customer_id,
+        "snapshot": s, "guide_id": s["guide_id"], "store_id": s["store_id"], "sharer_staff_id": s["sharer_staff_id"],
+        "sharer_customer_id": s["sharer_customer_id"], "referrer_customer_id": s["referrer_customer_id"],
+        "channel": s["channel"], "total_cents": total_cents, "paid_cents": 0, "created_at": created_at,
+        "paid_at": None})
+
+
+@functools.cache
+def _record_order(dialect: str) -> Any:
+    # Built once per dialect (every order runs it): the values as parameters.
+    table = AttributedOrder.__table__
+    return (upsert_insert(dialect)(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.c
+                                                  if c.name != "id"})
+            .on_conflict_do_nothing(index_elements=["merchant_id", "order_id"]))
 
 
 def record_order_paid(session: Session, *, merchant_id: int, order_id: int, paid_cents: int,
                       paid_at: dt.datetime) -> None:
     """The copy of a paid order records its payment (once: a replay changes nothing). One Core UPDATE:
     it runs on every paid order."""
-    table = AttributedOrder.__table__
     session.flush()
-    session.connection().execute(update(table).where(table.c.merchant_id == merchant_id, table.c.order_id == order_id,
-                                                     table.c.paid_at.is_(None))
-                                 .values(paid_at=paid_at, paid_cents=paid_cents))
+    session.connection().execute(_RECORD_PAID, {"of_merchant": merchant_id, "of_order": order_id,
+                                                "at_paid": paid_at, "cents_paid": paid_cents})
+
+
+_ATTRIBUTED = AttributedOrder.__table__
+_RECORD_PAID = update(_ATTRIBUTED).where(
+    _ATTRIBUTED.c.merchant_id == bindparam("of_merchant", type_=_ATTRIBUTED.c.merchant_id.type),
+    _ATTRIBUTED.c.order_id == bindparam("of_order", type_=_ATTRIBUTED.c.order_id.type),
+    _ATTRIBUTED.c.paid_at.is_(None)).values({
+        _ATTRIBUTED.c.paid_at: bindparam("at_paid", type_=_ATTRIBUTED.c.paid_at.type),
+        _ATTRIBUTED.c.paid_cents: bindparam("cents_paid", type_=_ATTRIBUTED.c.paid_cents.type)})
 
 
 @dataclasses.dataclass(frozen=True)

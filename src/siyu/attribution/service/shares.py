@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 import secrets
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from siyu.attribution.models.shares import FissionEdge, FunnelEvent, Share, Touch
@@ -367,15 +369,22 @@ def last_touch(session: Session, *, merchant_id: int, customer_id: int | None = 
                before: dt.datetime | None = None) -> Touch | None:
     """The latest touch of a customer (else of a visitor), at or before `before` when given."""
     if customer_id is not None:
-        condition = Touch.customer_id == customer_id
+        by, who = "customer_id", customer_id
     elif valid_visitor_id(visitor_id):
-        condition = Touch.visitor_id == visitor_id
+        by, who = "visitor_id", visitor_id
     else:
         return None
-    stmt = select(Touch).where(Touch.merchant_id == merchant_id, condition)
-    if before is not None:
-        stmt = stmt.where(Touch.at <= before)
-    return session.scalars(stmt.order_by(Touch.at.desc(), Touch.id.desc()).limit(1)).first()
+    return session.scalars(_last_touch(by, before is not None),
+                           {"merchant_id": merchant_id, "who": who, "before": before}).first()
+
+
+@functools.cache
+def _last_touch(by: str, before: bool) -> Any:
+    # Built once per shape (every order and payment asks): the values as parameters.
+    stmt = select(Touch).where(Touch.merchant_id == bindparam("merchant_id"), getattr(Touch, by) == bindparam("who"))
+    if before:
+        stmt = stmt.where(Touch.at <= bindparam("before"))
+    return stmt.order_by(Touch.at.desc(), Touch.id.desc()).limit(1)
 
 
 def touches_of_share(session: Session, *, merchant_id: int, share_id: int, limit: int = 50) -> list[Touch]:

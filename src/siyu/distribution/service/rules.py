@@ -17,7 +17,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from siyu.core.auth import Principal
@@ -66,7 +66,8 @@ class Rule:
         return min(self.value * quantity, base_cents)
 
 
-def rule_of(row: CommissionRule) -> Rule:
+def rule_of(row: Any) -> Rule:
+    """The rule of a `CommissionRule` (or a row of its fields)."""
     return Rule(id=row.id, audience=row.audience, scope=row.scope, scope_id=row.scope_id, grade=row.grade,
                 level=row.level, kind=row.kind, value=row.value)
 
@@ -104,9 +105,17 @@ class RuleSet:
 
 
 def load_ruleset(session: Session, *, merchant_id: int, status: str = "active") -> RuleSet:
-    rows = session.scalars(select(CommissionRule).where(CommissionRule.merchant_id == merchant_id,
-                                                        CommissionRule.status == status))
+    session.flush()
+    rows = session.connection().execute(_RULES, {"merchant_id": merchant_id, "status": status})
     return RuleSet(rule_of(r) for r in rows)
+
+
+# Built once (every paid order asks): the rule's fields, the values as parameters.
+_RULES_TABLE = CommissionRule.__table__
+_RULES = select(*(_RULES_TABLE.c[k] for k in ("id", "audience", "scope", "scope_id", "grade", "level", "kind",
+                                               "value"))).where(
+    _RULES_TABLE.c.merchant_id == bindparam("merchant_id", type_=BigInteger()),
+    _RULES_TABLE.c.status == bindparam("status", type_=_RULES_TABLE.c.status.type))
 
 
 def list_rules(session: Session, *, merchant_id: int, status: str = "active") -> list[CommissionRule]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -280,9 +281,15 @@ def order_now(session: Session, *, merchant_id: int, order_id: int) -> tuple[int
     """(customer id, order value refunded so far) of an order as it is now (None when there is no such
     order): one read by primary key, for a handler holding an older event's payload (the order may have
     moved to another customer in a merge, or been refunded since)."""
-    row = session.execute(select(Order.customer_id, func.coalesce(Order.refunded_cents, 0)).where(
-        Order.id == order_id, Order.merchant_id == merchant_id)).first()
+    session.flush()
+    row = session.connection().execute(_ORDER_NOW, {"order_id": order_id, "merchant_id": merchant_id}).first()
     return None if row is None else (int(row[0]), int(row[1]))
+
+
+_ORDERS = Order.__table__
+_ORDER_NOW = select(_ORDERS.c.customer_id, func.coalesce(_ORDERS.c.refunded_cents, 0)).where(
+    _ORDERS.c.id == bindparam("order_id", type_=BigInteger()),
+    _ORDERS.c.merchant_id == bindparam("merchant_id", type_=BigInteger()))
 
 
 def fact_of_paid_event(payload: dict[str, Any]) -> PaidOrderFact:

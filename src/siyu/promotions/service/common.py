@@ -7,11 +7,12 @@ campaign of a merchant (optionally locked), and a status action through the area
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from siyu.core import clock
@@ -121,16 +122,25 @@ def recent_touchpoints(session: Session, *, merchant_id: int, customer_id: int, 
     """Which areas the customer met in the 90 days before `before` in a way a paid order can convert:
     "payment_offers" (an offer shown) and "popups" (a pop-up seen or claimed). One read for both, so a
     paid order of a customer who met neither (most of them) costs these areas one statement, not one each."""
+    session.flush()
+    row = session.connection().execute(_recent_touchpoints(), {
+        "merchant_id": merchant_id, "customer_id": customer_id, "since": before - CONVERSION_LOOKBACK,
+        "before": before}).one()
+    return frozenset(name for name, found in row._mapping.items() if found)
+
+
+@functools.cache
+def _recent_touchpoints() -> Any:
+    # Built once (every paid order asks): the values as parameters.
     from siyu.promotions.models.payment_offers import PaymentOfferShow
     from siyu.promotions.models.popups import PopupEvent
 
     shows, popups = PaymentOfferShow.__table__, PopupEvent.__table__
-    since = before - CONVERSION_LOOKBACK
+    merchant_id, customer_id = bindparam("merchant_id", type_=BigInteger()), bindparam("customer_id", type_=BigInteger())
+    since, before = bindparam("since", type_=shows.c.shown_at.type), bindparam("before", type_=shows.c.shown_at.type)
     shown = select(shows.c.id).where(shows.c.merchant_id == merchant_id, shows.c.customer_id == customer_id,
                                      shows.c.shown_at >= since, shows.c.shown_at < before).exists()
     seen = select(popups.c.id).where(popups.c.merchant_id == merchant_id, popups.c.customer_id == customer_id,
                                      popups.c.kind.in_(("impression", "claim")), popups.c.at >= since,
                                      popups.c.at < before).exists()
-    session.flush()
-    row = session.connection().execute(select(shown.label("payment_offers"), seen.label("popups"))).one()
-    return frozenset(name for name, found in row._mapping.items() if found)
+    return select(shown.label("payment_offers"), seen.label("popups"))
