@@ -30,6 +30,7 @@ from siyu.core.auth import Principal, get_scoped, scoped
 from siyu.core.errors import Conflict, NotFound, field_error
 from siyu.core.events import emit, settle
 from siyu.core.pagination import Page, paginate
+from siyu.db import add_written
 from siyu.merchants import service as merchants_service
 from siyu.merchants.models import Merchant
 from siyu.payments import events, providers
@@ -362,8 +363,7 @@ def handle_notification(
         entry.error = _clean(error, 500) if error else None
         entry.payment_id = payment.id if payment else None
         entry.refund_id = refund_row.id if refund_row else None
-        session.add(entry)
-        session.flush()
+        add_written(session, [entry])
         if outcome == "rejected":
             log.warning("payment notification %s rejected (%s, merchant %s)", entry.id, error, merchant.id)
         return NotificationOutcome(accepted=status_code < 300, outcome=outcome, status_code=status_code,

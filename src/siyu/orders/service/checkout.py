@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from siyu.attribution.service import ownership as attribution
@@ -15,7 +14,7 @@ from siyu.core.auth import Principal, system_principal
 from siyu.core.errors import NotFound, PermissionDenied, field_error
 from siyu.core.events import emit
 from siyu.customers import service as customers
-from siyu.db import last_in_transaction
+from siyu.db import add_written, last_in_transaction
 from siyu.merchants import service as merchants
 from siyu.orders import events as ev
 from siyu.orders import pricing
@@ -184,19 +183,17 @@ def place_order(session: Session, *, actor: Principal, request: CheckoutRequest,
     order.attribution = attribution.order_attribution(session, merchant_id=actor.merchant_id, customer_id=customer_id,
                                                       share_code=ctx.share_code, now=now,
                                                       assignment=(owner_id, customer_store_id))
-    session.add(order)
-    session.flush()
-    # One multi-row INSERT for the lines.
-    line_rows = [
-        {"merchant_id": order.merchant_id, "order_id": order.id, "sku_id": line.sku_id,
-         "product_id": line.product_id, "category_id": line.category_id, "title": line.title[:200],
-         "spec": line.spec, "image_url": (line.image_url or "")[:500], "unit_price_cents": line.unit_price_cents,
-         "quantity": line.quantity, "line_total_cents": line.subtotal_cents, "discount_cents": line.adjustment_cents,
-         "paid_cents": line.amount_cents, "refunded_quantity": 0, "refunded_cents": 0}
+    # The order, then its lines, each one INSERT … RETURNING (no unit-of-work flush).
+    add_written(session, [order])
+    order_lines = [
+        OrderLine(merchant_id=order.merchant_id, order_id=order.id, sku_id=line.sku_id, product_id=line.product_id,
+                  category_id=line.category_id, title=line.title[:200], spec=line.spec,
+                  image_url=(line.image_url or "")[:500], unit_price_cents=line.unit_price_cents,
+                  quantity=line.quantity, line_total_cents=line.subtotal_cents, discount_cents=line.adjustment_cents,
+                  paid_cents=line.amount_cents, refunded_quantity=0, refunded_cents=0)
         for line in ctx.lines
     ]
-    order_lines = list(session.scalars(insert(OrderLine).returning(OrderLine, sort_by_parameter_order=True),
-                                       line_rows))
+    add_written(session, order_lines)
     event_line_list = [ev.EventLine(order_line_id=line.id, sku_id=line.sku_id, product_id=line.product_id,
                                     quantity=line.quantity, paid_cents=line.paid_cents) for line in order_lines]
     add_history(session, order, from_status=None, to_status=order.status, actor=actor, at=now)
