@@ -15,7 +15,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, create_engine, event, insert
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    update,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,6 +41,7 @@ from sqlalchemy.orm import (
     mapped_column,
     sessionmaker,
 )
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import Join
 from sqlalchemy.types import TypeDecorator
 
@@ -208,6 +220,39 @@ def add_written(session: Session, objects: Sequence[Any]) -> None:
             setattr(obj, attr.key, row._mapping[attr.columns[0]])
         make_transient_to_detached(obj)
         session.add(obj)
+
+
+def update_written(session: Session, obj: Any, values: dict[str, Any]) -> None:
+    """Change a loaded object's columns as a flush would, without the unit of work: one UPDATE by its
+    primary key of `values` (attribute names), of the object's own changes not yet flushed, and of the
+    columns' `onupdate` values (e.g. `updated_at`); the object then holds them as loaded, with nothing
+    left to flush. The session's other pending changes are flushed first, in order."""
+    state = sa_inspect(obj)
+    mapper = state.mapper
+    changes = {attr.key: state.dict.get(attr.key) for attr in mapper.column_attrs
+               if attr.key in state.committed_state}
+    changes.update(values)
+    for attr in mapper.column_attrs:
+        column = attr.columns[0]
+        if column.onupdate is not None and attr.key not in changes:
+            changes[attr.key] = column.onupdate.arg(None)
+    for key, value in changes.items():
+        set_committed_value(obj, key, value)
+    session.flush()
+    columns = {key: mapper.column_attrs[key].columns[0] for key in changes}
+    params = {f"new_{column.key}": changes[key] for key, column in columns.items()}
+    params.update({f"pk_{column.key}": getattr(obj, mapper.get_property_by_column(column).key)
+                   for column in mapper.primary_key})
+    done = session.connection().execute(_update_by_pk(mapper.local_table, tuple(sorted(c.key for c in columns.values()))),
+                                        params)
+    if done.rowcount != 1:
+        raise RuntimeError(f"update_written: {type(obj).__name__} {state.identity} was not updated")
+
+
+@functools.cache
+def _update_by_pk(table: Any, keys: tuple[str, ...]) -> Any:
+    return (update(table).where(*(c == bindparam(f"pk_{c.key}", type_=c.type) for c in table.primary_key.columns))
+            .values({table.c[k]: bindparam(f"new_{k}", type_=table.c[k].type) for k in keys}))
 
 
 @functools.cache

@@ -106,46 +106,28 @@ def _jsonable(value: Any) -> Any:
 
 # One statement object (its values passed as parameters): SQLAlchemy computes its cache key once.
 _INSERT_EVENT = insert(OutboxEvent.__table__).returning(OutboxEvent.__table__.c.id)
-_SETTLE_EVENT = (update(OutboxEvent.__table__)
-                 .where(OutboxEvent.__table__.c.id == bindparam("event_id", type_=BigInteger()),
-                        OutboxEvent.__table__.c.processed_at.is_(None))
-                 .values(processed_at=bindparam("now", type_=UTCDateTime())))
 
 
-def emit(session: Session, name: str, payload: Any, *, merchant_id: int) -> OutboxEvent:
+def emit(session: Session, name: str, payload: Any, *, merchant_id: int, handled: Collection[str] = ()) -> OutboxEvent:
     """Write the event in the caller's transaction; its handlers run after the commit. An event no
     handler listens to is written already processed: it stays as the record of what happened and
-    costs no transaction after the commit."""
+    costs no transaction after the commit. So is one whose handlers (keys as `handles` registers them)
+    are all among `handled`: the caller's transaction already did what they would do."""
     _ensure_handlers_loaded()
     body = _jsonable(payload)
-    has_handlers = bool(_handlers.get(name))
+    keys = [key for key, _fn in _handlers.get(name, ())]
+    pending = bool(keys) and not set(keys).issubset(handled)
     now = clock.now()
     values = {"merchant_id": merchant_id, "name": name, "payload": body, "created_at": now,
-              "processed_at": None if has_handlers else now, "attempts": 0, "last_error": None}
+              "processed_at": None if pending else now, "attempts": 0, "last_error": None}
     # One plain Core INSERT … RETURNING id on the session's connection, after the session's pending
     # changes (the event is written after what it reports); the row returned is an unattached copy.
     session.flush()
     event_id = session.connection().execute(_INSERT_EVENT, values).scalar_one()
-    if has_handlers:
+    if pending:
         session.info.setdefault(PENDING_KEY, []).append(
             Event(id=event_id, name=name, merchant_id=merchant_id, payload=body, created_at=now))
     return OutboxEvent(id=event_id, **values)
-
-
-def settle(session: Session, event: OutboxEvent, *, handled: Collection[str]) -> bool:
-    """The transaction that emitted `event` (just now, with `emit`) already did what the handlers
-    `handled` (keys as `handles` registers them) would do. When they are all of the event's handlers,
-    the event is marked processed in this transaction (one UPDATE) and nothing runs for it after the
-    commit, as for an event without handlers; otherwise nothing changes. True when settled."""
-    keys = {key for key, _fn in _handlers.get(event.name, ())}
-    pending = session.info.get(PENDING_KEY) or []
-    if not keys or not keys.issubset(handled) or all(ev.id != event.id for ev in pending):
-        return False
-    session.info[PENDING_KEY] = [ev for ev in pending if ev.id != event.id]
-    now = clock.now()
-    session.connection().execute(_SETTLE_EVENT, {"event_id": event.id, "now": now})
-    event.processed_at = now
-    return True
 
 
 # Set by Database.scope(): its session's events are dispatched by the scope once the session is closed

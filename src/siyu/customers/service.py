@@ -114,7 +114,8 @@ def assignment_of(session: Session, *, merchant_id: int, customer_id: int) -> tu
     records about who serves the customer. NotFound outside the merchant."""
     if not _valid_id(customer_id):
         raise NotFound()
-    row = session.execute(_assignment_of(), {"merchant_id": merchant_id, "customer_id": customer_id}).first()
+    session.flush()
+    row = session.connection().execute(_assignment_of(), {"merchant_id": merchant_id, "customer_id": customer_id}).first()
     if row is None:
         raise NotFound()
     return row[0], row[1]

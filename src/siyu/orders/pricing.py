@@ -223,15 +223,30 @@ def register_contributor(contributor: PricingContributor) -> PricingContributor:
     if not isinstance(contributor, PricingContributor):
         raise TypeError("a pricing contributor needs name, priority and contribute()")
     _contributors[contributor.name] = contributor
+    _ordered.clear()
     return contributor
 
 
 def unregister_contributor(name: str) -> None:
     _contributors.pop(name, None)
+    _ordered.clear()
+
+
+# The pipeline in order, and its committing contributors, worked out once per change of the registry (a
+# runtime Protocol check costs more than a contributor with nothing to do).
+_ordered: dict[str, list[Any]] = {}
+
+
+def _pipeline(kind: str) -> list[Any]:
+    if not _ordered:
+        every = sorted(_contributors.values(), key=lambda c: (c.priority, c.name))
+        _ordered["all"] = every
+        _ordered["committing"] = [c for c in every if isinstance(c, CommittingContributor)]
+    return _ordered[kind]
 
 
 def contributors() -> list[PricingContributor]:
-    return sorted(_contributors.values(), key=lambda c: (c.priority, c.name))
+    return list(_pipeline("all"))
 
 
 # Admission checks: cheap refusals run first thing in preview and place_order, before anything is loaded
@@ -252,15 +267,14 @@ def run_admission_checks(session: Session, merchant_id: int, request: Any) -> No
 
 
 def run_pipeline(session: Session, ctx: PricingContext) -> PricingContext:
-    for contributor in contributors():
+    for contributor in _pipeline("all"):
         contributor.contribute(session, ctx)
     return ctx
 
 
 def commit_contributions(session: Session, ctx: PricingContext, *, order_id: int, order_no: str) -> None:
-    for contributor in contributors():
-        if isinstance(contributor, CommittingContributor):
-            contributor.commit(session, ctx, order_id=order_id, order_no=order_no)
+    for contributor in _pipeline("committing"):
+        contributor.commit(session, ctx, order_id=order_id, order_no=order_no)
 
 
 # ---------------------------------------------------------------- shipping

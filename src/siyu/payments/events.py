@@ -3,7 +3,7 @@ payment). `orders` subscribes: payment.succeeded marks its order paid (or refund
 of a cancelled order); payment.refunded records the refund on the order. The plain case (a pending
 order paid in full) orders already records in the payment's own transaction, through
 `service.register_payment_recorder`, and the event is then written processed (its handler would find it
-done: `core.events.settle`)."""
+done: `core.events.emit` with `handled`)."""
 
 from __future__ import annotations
 

@@ -21,16 +21,16 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, func, insert, select, update
+from sqlalchemy import BigInteger, String, bindparam, cast, func, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from siyu.core import clock, ids
 from siyu.core.auth import Principal, get_scoped, scoped
 from siyu.core.errors import Conflict, NotFound, field_error
-from siyu.core.events import emit, settle
+from siyu.core.events import emit
 from siyu.core.pagination import Page, paginate
-from siyu.db import add_written
+from siyu.db import add_written, update_written
 from siyu.merchants import service as merchants_service
 from siyu.merchants.models import Merchant
 from siyu.payments import events, providers
@@ -123,14 +123,15 @@ class NotificationOutcome:
 
 # ==================================================================== what orders plugs in
 
-# Called in the transaction that marks a payment succeeded, right after the `payment.succeeded` event is
-# written, with the payment's row lock held: the domain that sold what was paid for (orders) records it
+# Called in the transaction that marks a payment succeeded, with the payment's row lock held, just before
+# the `payment.succeeded` event is written: the domain that sold what was paid for (orders) records it
 # in the same transaction instead of in a second one after the commit. It must not wait for other locks
 # and must leave anything but the plain case to its `payment.succeeded` handler (which runs after the
 # commit, idempotently, and finds the plain case already done). It returns True when it recorded the
 # payment in full: the `payment.succeeded` handlers it names (`settles`) then have nothing left to do,
-# and when they are all of the event's handlers the event is written processed (`core.events.settle`):
-# no second transaction after the commit.
+# and when they are all of the event's handlers the event is written processed (`core.events.emit`'s
+# `handled`): no second transaction after the commit. (Its own events, e.g. `order.paid`, come first
+# in the outbox then.)
 PaymentRecorder = Callable[[Session, events.PaymentSucceeded, int], bool | None]
 _recorder: PaymentRecorder | None = None
 _recorder_settles: tuple[str, ...] = ()
@@ -179,12 +180,17 @@ def start_payment(
     merchant = merchants_service.get_merchant(session, merchant_id)
     now = clock.now()
 
-    earlier = list(session.scalars(_payments_of_order(), {"merchant_id": merchant_id, "order_id": order_id}))
-    if any(p.status == PaymentStatus.SUCCEEDED for p in earlier):
+    # The order's earlier payments, locked: their statuses (plain columns); the payments themselves only
+    # when one must be closed (a first payment, the usual case, has none).
+    session.flush()
+    statuses = session.connection().execute(_payment_statuses_of_order(),
+                                            {"merchant_id": merchant_id, "order_id": order_id}).scalars().all()
+    if PaymentStatus.SUCCEEDED in statuses:
         raise Conflict("This order has already been paid.", code="already_paid")
-    for p in earlier:
-        if p.status == PaymentStatus.CREATED:
-            _close(session, p, merchant, now)
+    if PaymentStatus.CREATED in statuses:
+        for p in session.scalars(_payments_of_order(), {"merchant_id": merchant_id, "order_id": order_id}):
+            if p.status == PaymentStatus.CREATED:
+                _close(session, p, merchant, now)
 
     payment = Payment(
         merchant_id=merchant_id, customer_id=customer_id, order_id=order_id, order_no=(order_no or "")[:40],
@@ -204,7 +210,8 @@ def start_payment(
 
     started = provider.create(session, payment, StartContext(merchant=merchant, payer_openid=payer_openid,
                                                              client_ip=client_ip))
-    payment.provider_data = dict(started.provider_data)
+    if dict(started.provider_data) != payment.provider_data:
+        update_written(session, payment, {"provider_data": dict(started.provider_data)})
     if started.succeeded_txn_id:
         _mark_succeeded(session, payment, txn_id=started.succeeded_txn_id, paid_at=now)
     session.flush()
@@ -529,6 +536,14 @@ def _payment_locked() -> Any:
 
 
 @functools.cache
+def _payment_statuses_of_order() -> Any:
+    table = Payment.__table__
+    return (select(table.c.status).where(table.c.merchant_id == bindparam("merchant_id", type_=BigInteger()),
+                                         table.c.order_id == bindparam("order_id", type_=BigInteger()))
+            .order_by(table.c.id).with_for_update())
+
+
+@functools.cache
 def _payments_of_order() -> Any:
     return (select(Payment).where(Payment.merchant_id == bindparam("merchant_id"),
                                   Payment.order_id == bindparam("order_id"))
@@ -582,16 +597,14 @@ def _close(session: Session, payment: Payment, merchant: Merchant, now: dt.datet
 
 def _mark_succeeded(session: Session, payment: Payment, *, txn_id: str | None, paid_at: dt.datetime) -> None:
     assert_transition(payment.status, PaymentStatus.SUCCEEDED)
-    payment.status = PaymentStatus.SUCCEEDED.value
-    payment.provider_txn_id = txn_id
-    payment.paid_at = paid_at
-    session.flush()
+    update_written(session, payment, {"status": PaymentStatus.SUCCEEDED.value, "provider_txn_id": txn_id,
+                                      "paid_at": paid_at})
     succeeded = events.PaymentSucceeded(payment_id=payment.id, order_id=payment.order_id,
                                         customer_id=payment.customer_id, amount_cents=payment.amount_cents,
                                         method=payment.method, paid_at=paid_at)
-    written = emit(session, events.PAYMENT_SUCCEEDED, succeeded, merchant_id=payment.merchant_id)
-    if _recorder is not None and _recorder(session, succeeded, payment.merchant_id) and _recorder_settles:
-        settle(session, written, handled=_recorder_settles)
+    recorded = _recorder is not None and bool(_recorder(session, succeeded, payment.merchant_id))
+    emit(session, events.PAYMENT_SUCCEEDED, succeeded, merchant_id=payment.merchant_id,
+         handled=_recorder_settles if recorded else ())
 
 
 def _check_refundable(session: Session, payment: Payment, amount_cents: int, *, exclude_id: int | None = None) -> None:

@@ -411,7 +411,8 @@ def order_attribution(session: Session, *, merchant_id: int, customer_id: int, s
                         sharer_staff_id=touch.sharer_staff_id, sharer_customer_id=touch.sharer_customer_id,
                         campaign=touch.campaign, live_id=touch.target_id if touch.target_type == "live" else None)
     # Both bindings (guide, referrer) in one read.
-    bindings = {row.kind: row for row in session.execute(
+    session.flush()
+    bindings = {row.kind: row for row in session.connection().execute(
         _guide_and_referrer(), {"merchant_id": merchant_id, "customer_id": customer_id})}
     guide = bindings.get(GUIDE)
     if guide is not None:

@@ -63,7 +63,8 @@ def get_skus_for_checkout(session: Session, *, merchant_id: int, sku_ids: Iterab
     ids = [i for i in dict.fromkeys(sku_ids) if isinstance(i, int) and 0 < i < 2**62]
     if not ids:
         return {}
-    rows = session.execute(_checkout_skus(), {"merchant_id": merchant_id, "sku_ids": ids}).all()
+    session.flush()
+    rows = session.connection().execute(_checkout_skus(), {"merchant_id": merchant_id, "sku_ids": ids}).all()
     return {
         sku_id: SkuInfo(sku_id=sku_id, product_id=product_id, title=title, spec=dict(spec or {}),
                         spec_text=spec_text(spec or {}), price_cents=price, list_price_cents=list_price,

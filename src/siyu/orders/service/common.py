@@ -15,6 +15,7 @@ from siyu.core import clock
 from siyu.core.auth import Principal, scoped, system_principal
 from siyu.core.errors import Conflict, NotFound
 from siyu.core.events import emit
+from siyu.db import update_written
 from siyu.merchants import service as merchants
 from siyu.orders import events as ev
 from siyu.orders.models import Order, OrderHistory, OrderLine
@@ -140,19 +141,26 @@ _INSERT_HISTORY = insert(OrderHistory.__table__).returning(OrderHistory.__table_
 
 
 def change_status(session: Session, order: Order, new: str | OrderStatus, *, actor: Principal | None,
-                  note: str = "", lines: list[OrderLine] | None = None) -> None:
+                  note: str = "", lines: list[OrderLine] | None = None, changes: dict[str, Any] | None = None) -> None:
     """Move an order to `new`: refused unless the transition table allows it; writes the history
-    row, stamps the time and emits the event of the new status, all in the caller's transaction."""
+    row, stamps the time and emits the event of the new status, all in the caller's transaction.
+    `changes`: more of the order's columns to write with the status (one UPDATE for all)."""
     new = OrderStatus(new)
     old = order.status
     assert_transition(old, new)
     now = clock.now()
-    order.status = new.value
+    values: dict[str, Any] = dict(changes or {})
+    values["status"] = new.value
+    stamp = _STAMPS.get(new)
+    if stamp == "paid_at":
+        values["paid_at"] = values.get("paid_at") or order.paid_at or now
+    elif stamp is not None:
+        values[stamp] = now
+    update_written(session, order, values)
     add_history(session, order, from_status=old, to_status=new.value, actor=actor, note=note, at=now)
     payload: Any = None
     name: str | None = None
     if new == OrderStatus.PAID:
-        order.paid_at = order.paid_at or now
         name = ev.ORDER_PAID
         payload = ev.OrderPaid(
             order_id=order.id, order_no=order.order_no, customer_id=order.customer_id, owner_id=order.owner_id,
@@ -162,35 +170,34 @@ def change_status(session: Session, order: Order, new: str | OrderStatus, *, act
             attribution=dict(order.attribution or {}), kind=order.kind or "goods",
             promotion=dict(order.promotion) if order.promotion is not None else None)
     elif new == OrderStatus.SHIPPED:
-        order.shipped_at = now
         name = ev.ORDER_SHIPPED
         payload = ev.OrderShipped(order_id=order.id, customer_id=order.customer_id, carrier=order.carrier,
                                   tracking_no=order.tracking_no, shipped_at=now)
     elif new == OrderStatus.READY_FOR_PICKUP:
-        order.ready_at = now
         name = ev.ORDER_READY_FOR_PICKUP
         payload = ev.OrderReadyForPickup(order_id=order.id, customer_id=order.customer_id,
                                          pickup_store_id=order.pickup_store_id, leader_id=order.leader_id)
     elif new == OrderStatus.COMPLETED:
-        order.completed_at = now
         name = ev.ORDER_COMPLETED
         closes = after_sales_closes_at(order, session=session)
         assert closes is not None
         payload = ev.OrderCompleted(order_id=order.id, customer_id=order.customer_id, total_cents=order.total_cents,
                                     completed_at=now, after_sales_closes_at=closes, kind=order.kind or "goods")
     elif new == OrderStatus.CANCELLED:
-        order.cancelled_at = now
         name = ev.ORDER_CANCELLED
         payload = ev.OrderCancelled(order_id=order.id, customer_id=order.customer_id, reason=order.cancel_reason,
                                     payment_parts=list(order.payment_parts or []), cancelled_at=now,
                                     kind=order.kind or "goods",
                                     promotion=dict(order.promotion) if order.promotion is not None else None,
                                     fulfilment_type=order.fulfilment_type)
-    elif new == OrderStatus.REFUNDED:
-        order.refunded_at = now
     if name is not None:
         emit(session, name, payload, merchant_id=order.merchant_id)
-    session.flush()
+
+
+# The time each status stamps on the order.
+_STAMPS = {OrderStatus.PAID: "paid_at", OrderStatus.SHIPPED: "shipped_at", OrderStatus.READY_FOR_PICKUP: "ready_at",
+           OrderStatus.COMPLETED: "completed_at", OrderStatus.CANCELLED: "cancelled_at",
+           OrderStatus.REFUNDED: "refunded_at"}
 
 
 class OrderOnHold(Conflict):

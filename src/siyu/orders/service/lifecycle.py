@@ -51,15 +51,16 @@ def pay_order(session: Session, order_id: int, *, actor: Principal, method: str,
         raise NotFound()
     # One round trip: the order, locked, with its first line's title and its number of lines (the
     # payment's description).
+    session.flush()
     if actor.kind == "customer":
-        row = session.execute(_payable_order(True), {"order_id": order_id, "merchant_id": actor.merchant_id,
-                                                     "customer_id": actor.customer_id}).first()
+        row = session.connection().execute(_payable_order(True), {
+            "order_id": order_id, "merchant_id": actor.merchant_id, "customer_id": actor.customer_id}).first()
     else:
         stmt = scoped(_payable_order(False).where(Order.id == order_id), Order, actor)
-        row = session.execute(stmt.with_for_update(of=Order).execution_options(populate_existing=True)).first()
+        row = session.connection().execute(stmt.with_for_update(of=Order)).first()
     if row is None:
         raise NotFound()
-    order, title, count = row
+    order, title, count = row, row.first_title, row.line_count
     if order.status != S.PENDING_PAYMENT:
         raise Conflict("This order is not waiting for payment.", code="order_not_payable",
                        details={"status": order.status})
@@ -94,13 +95,11 @@ def apply_payment(session: Session, order: Order, *, payment_id: int | None, amo
     has them."""
     if lines is None:
         lines = order_lines(session, order.id)  # read first: the order's changes then go out in one UPDATE
-    order.paid_cents = amount_cents
-    order.payment_id = payment_id
-    order.paid_at = paid_at
-    change_status(session, order, S.PAID, actor=actor, note=note, lines=lines)
+    change_status(session, order, S.PAID, actor=actor, note=note, lines=lines,
+                  changes={"paid_cents": amount_cents, "payment_id": payment_id, "paid_at": paid_at})
     if order.fulfilment_type == "pickup":
-        order.pickup_code = _pickup_code(session, order)
-        change_status(session, order, S.READY_FOR_PICKUP, actor=actor)
+        change_status(session, order, S.READY_FOR_PICKUP, actor=actor,
+                      changes={"pickup_code": _pickup_code(session, order)})
     elif order.fulfilment_type == "virtual":
         # A service order (recharge, paid membership): nothing to ship, done once paid; the domain
         # that sold it delivers the service on order.paid.
@@ -146,17 +145,19 @@ def record_payment(session: Session, *, merchant_id: int, order_id: int, payment
 
 @functools.cache
 def _payable_order(customer: bool) -> Any:
-    """The order with its first line's title and its number of lines: for a customer, built once and
-    locked, the ids as parameters; for staff the caller adds the order, their scope and the lock."""
+    """What paying needs of the order (plain columns) with its first line's title and its number of lines:
+    for a customer, built once and locked, the ids as parameters; for staff the caller adds the order,
+    their scope and the lock."""
     first_title = (select(OrderLine.title).where(OrderLine.order_id == Order.id).order_by(OrderLine.id)
-                   .limit(1).scalar_subquery())
+                   .limit(1).scalar_subquery().label("first_title"))
     line_count = select(func.count(OrderLine.id)).where(OrderLine.order_id == Order.id).scalar_subquery()
-    stmt = select(Order, first_title, line_count)
+    stmt = select(Order.id, Order.merchant_id, Order.customer_id, Order.order_no, Order.status, Order.expires_at,
+                  Order.payable_cents, first_title, line_count.label("line_count"))
     if not customer:
         return stmt
     return (stmt.where(Order.id == bindparam("order_id"), Order.merchant_id == bindparam("merchant_id"),
                        Order.customer_id == bindparam("customer_id"))
-            .with_for_update(of=Order).execution_options(populate_existing=True))
+            .with_for_update(of=Order))
 
 
 @functools.cache
