@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi import routing as fastapi_routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -27,7 +28,7 @@ from siyu.core import i18n
 from siyu.core.errors import AppError
 from siyu.core.events import load_handlers
 from siyu.core.templating import render
-from siyu.core.web import wants_html
+from siyu.core.web import ends_unit_of_work, wants_html
 from siyu.db import Database, configure, import_all_models, use_database
 
 log = logging.getLogger("siyu")
@@ -343,7 +344,20 @@ def _include_domain_routers(app: FastAPI) -> None:
             if _has_module(name):
                 router = getattr(importlib.import_module(name), "router", None)
                 if router is not None:
+                    _end_units_in_endpoint_threads(router)
                     app.include_router(router)
+
+
+def _end_units_in_endpoint_threads(router: APIRouter) -> None:
+    """Each plain `def` endpoint ends its request's unit of work in its own worker thread
+    (`siyu.core.web.ends_unit_of_work`; idempotent: the routers are module-level, apps are made often)."""
+    included = getattr(fastapi_routing, "_IncludedRouter", None)
+    for route in router.routes:
+        if included is not None and isinstance(route, included):
+            _end_units_in_endpoint_threads(route.original_router)
+        elif isinstance(route, APIRoute) and not inspect.iscoroutinefunction(inspect.unwrap(route.endpoint)):
+            route.endpoint = ends_unit_of_work(route.endpoint)
+            route.dependant.call = route.endpoint
 
 
 def create_app(settings: Settings | None = None, *, configure_database: bool = True,

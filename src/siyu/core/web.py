@@ -3,6 +3,7 @@ commit per request, before the response is sent), templates and page helpers."""
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
@@ -14,11 +15,29 @@ from sqlalchemy.orm import Session
 T = TypeVar("T")
 
 
+class _Unit:
+    """A request's unit of work, as `get_session` opened it."""
+
+    __slots__ = ("database", "session", "done")
+
+    def __init__(self, database: Any, session: Session) -> None:
+        self.database, self.session, self.done = database, session, False
+
+    def finish(self, *, commit: bool) -> None:
+        if not self.done:
+            self.done = True
+            self.database.finish(self.session, commit=commit)
+
+
+_request_unit: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("siyu_request_unit", default=None)
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work (`Database.open_session` / `finish`). Opening it does no I/O, so it
-    happens here in the event loop; the commit (or rollback), close and event dispatch happen in one
-    worker thread at the end. A sync dependency run in a worker thread of its own costs a thread hand-off
-    each way (a fifth of a simple request's CPU, bench/README.md)."""
+    happens here in the event loop. A plain `def` endpoint ends it (commit or rollback, close, event
+    dispatch) in its own worker thread as it returns (`ends_unit_of_work`); otherwise it is ended here,
+    in one worker thread. (Each thread hand-off costs: a sync dependency run in a worker thread of its
+    own was a fifth of a simple request's CPU, bench/README.md.)"""
     from siyu.db import get_database
 
     database = get_database()
@@ -26,12 +45,41 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     # Template helpers of higher domains read through the request's own session (a second one would
     # wait on SQLite's write lock, which this one holds).
     request.state.db_session = session
+    unit = _Unit(database, session)
+    _request_unit.set(unit)
     try:
         yield session
     except BaseException:
-        await in_thread(database.finish, session, commit=False)
+        if not unit.done:
+            await in_thread(unit.finish, commit=False)
         raise
-    await in_thread(database.finish, session, commit=True)
+    if not unit.done:
+        await in_thread(unit.finish, commit=True)
+
+
+def ends_unit_of_work(endpoint: Callable[..., T]) -> Callable[..., T]:
+    """A plain `def` endpoint that ends its request's unit of work (`get_session`) in the worker thread
+    it runs in, as it returns (commit) or raises (roll back): the same point as before the response,
+    without a second thread hand-off for the commit. Endpoints without a session are unchanged."""
+    if getattr(endpoint, "ends_unit_of_work", False):
+        return endpoint
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> T:
+        try:
+            result = endpoint(*args, **kwargs)
+        except BaseException:
+            unit = _request_unit.get()
+            if unit is not None:
+                unit.finish(commit=False)
+            raise
+        unit = _request_unit.get()
+        if unit is not None:
+            unit.finish(commit=True)
+        return result
+
+    run.ends_unit_of_work = True  # type: ignore[attr-defined]
+    return run
 
 
 async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
