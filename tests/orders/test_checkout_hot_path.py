@@ -11,6 +11,9 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from siyu.attribution.models.ownership import AttributedOrder
+from siyu.attribution.models.shares import FunnelEvent
+from siyu.attribution.service import funnel, shares
 from siyu.catalog import service as catalog
 from siyu.catalog.service import OutOfStock
 from siyu.core import events
@@ -135,3 +138,29 @@ def test_stock_for_a_new_order_is_reserved_in_one_statement_on_postgresql(db: Se
                             idempotency_key="order:992:reserve", ref_type="order", ref_id=992)
     assert catalog.reserve_new(db, merchant_id=merchant.id, sku_id=sku.id, quantity=1,
                                idempotency_key="order:993:reserve", ref_type="order", ref_id=993) == 0
+
+
+def test_attribution_handles_order_created_in_the_orders_transaction(db: Session, merchant: Merchant) -> None:
+    events.load_handlers()
+    assert {key for key, _fn in events.handlers_for("order.created")} == set(funnel.ORDER_CREATED_HANDLERS)
+    # given: one customer who came through a touch, one who did not
+    touched = make_customer(db, merchant=merchant)
+    plain = make_customer(db, merchant=merchant)
+    db.flush()
+    touch = shares.record_touch(db, merchant_id=merchant.id, channel="moments", customer_id=touched.id,
+                                at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+    for customer, touch_id, channel in ((touched, touch.id, "moments"), (plain, None, None)):
+        # when: each places an order (not committed)
+        order = make_order(db, merchant=merchant, customer=customer)
+        db.flush()
+        # then: order.created is written processed, and its handlers' rows are already there
+        created = db.scalar(select(OutboxEvent).where(OutboxEvent.name == "order.created",
+                                                      OutboxEvent.payload["order_id"].as_integer() == order.id))
+        assert created is not None and created.processed_at is not None
+        assert created.id not in [ev.id for ev in db.info.get(events.PENDING_KEY, [])]
+        copy = db.scalar(select(AttributedOrder).where(AttributedOrder.order_id == order.id))
+        assert copy is not None and copy.total_cents == order.total_cents and copy.channel == channel
+        row = db.scalar(select(FunnelEvent).where(FunnelEvent.order_id == order.id))
+        assert row is not None and row.kind == funnel.FUNNEL_KINDS["order"]
+        assert (row.touch_id, row.channel, row.amount_cents) == (touch_id, channel, order.total_cents)
+        assert row.customer_id == customer.id and row.at == order.created_at

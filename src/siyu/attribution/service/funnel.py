@@ -10,11 +10,13 @@ import bisect
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.attribution.models.shares import FunnelEvent, Touch
+from siyu.attribution.service import ownership
 from siyu.attribution.service.shares import last_touch, valid_visitor_id
 from siyu.core import clock
 from siyu.core.errors import field_error
@@ -26,13 +28,13 @@ MAX_BEACON_ITEMS = 50
 
 
 def _context(session: Session, *, merchant_id: int, customer_id: int | None, visitor_id: str | None,
-             touch_id: int | None, at: dt.datetime) -> tuple[int | None, str | None, int | None]:
+             touch_id: int | None, at: dt.datetime, touch_known: bool = False) -> tuple[int | None, str | None, int | None]:
     touch = None
     if touch_id is not None:
         touch = session.get(Touch, touch_id)
         if touch is not None and touch.merchant_id != merchant_id:
             touch = None
-    if touch is None:
+    if touch is None and not touch_known:
         touch = last_touch(session, merchant_id=merchant_id, customer_id=customer_id, visitor_id=visitor_id, before=at)
         if touch is None and customer_id is not None and visitor_id:
             touch = last_touch(session, merchant_id=merchant_id, visitor_id=visitor_id, before=at)
@@ -43,9 +45,11 @@ def _context(session: Session, *, merchant_id: int, customer_id: int | None, vis
 
 def record_events(session: Session, *, merchant_id: int, kind: str, customer_id: int | None = None,
                   visitor_id: str | None = None, product_ids: Iterable[int | None] = (None,), order_id: int | None = None,
-                  amount_cents: int = 0, touch_id: int | None = None, at: dt.datetime | None = None) -> int:
+                  amount_cents: int = 0, touch_id: int | None = None, at: dt.datetime | None = None,
+                  touch_known: bool = False) -> int:
     """Write one funnel row per product (one row when there is none), each carrying the last touch of the
-    customer (else the visitor) at that time, or the given touch. Returns the rows written."""
+    customer (else the visitor) at that time, or the given touch (`touch_known`: `touch_id` is that last
+    touch, None when there is none, so it is not looked up). Returns the rows written."""
     if kind not in FUNNEL_KINDS:
         raise field_error("kind", "Unknown funnel event.")
     visitor_id = valid_visitor_id(visitor_id)
@@ -54,7 +58,7 @@ def record_events(session: Session, *, merchant_id: int, kind: str, customer_id:
     at = at or clock.now()
     day = at.astimezone(clock.SHANGHAI).date()
     touch, channel, share_id = _context(session, merchant_id=merchant_id, customer_id=customer_id,
-                                        visitor_id=visitor_id, touch_id=touch_id, at=at)
+                                        visitor_id=visitor_id, touch_id=touch_id, at=at, touch_known=touch_known)
     rows = [{"merchant_id": merchant_id, "kind": FUNNEL_KINDS[kind], "at": at, "day": day, "customer_id": customer_id,
              "visitor_id": visitor_id, "touch_id": touch, "channel": channel, "share_id": share_id,
              "product_id": product_id, "order_id": order_id, "amount_cents": amount_cents}
@@ -62,6 +66,26 @@ def record_events(session: Session, *, merchant_id: int, kind: str, customer_id:
     session.flush()
     session.connection().execute(insert(FunnelEvent.__table__), rows)
     return len(rows)
+
+
+# The `order.created` handlers whose work `record_order_created` does (keys as `core.events.handles`
+# registers them): an order placed with it writes the event processed.
+ORDER_CREATED_HANDLERS = ("siyu.attribution.handlers.ownership.keep_order_snapshot",
+                          "siyu.attribution.handlers.shares.on_order_created")
+
+
+def record_order_created(session: Session, *, merchant_id: int, order_id: int, order_no: str, customer_id: int,
+                         snapshot: dict[str, Any], total_cents: int, created_at: dt.datetime) -> None:
+    """What attribution keeps of a goods order, written in the order's own transaction (what the
+    `ORDER_CREATED_HANDLERS` do after the commit otherwise): its copy of the order's attribution snapshot
+    and its funnel "order" row. `snapshot` is `ownership.order_attribution`'s, taken at `created_at`: its
+    touch is the customer's last one then, unless a share code narrowed the search and found none."""
+    ownership.record_order(session, merchant_id=merchant_id, order_id=order_id, order_no=order_no,
+                           customer_id=customer_id, snapshot=snapshot, total_cents=total_cents, created_at=created_at)
+    touch_id = snapshot.get("touch_id")
+    record_events(session, merchant_id=merchant_id, kind="order", customer_id=customer_id, order_id=order_id,
+                  amount_cents=total_cents, touch_id=touch_id if isinstance(touch_id, int) else None, at=created_at,
+                  touch_known=isinstance(touch_id, int) or not snapshot.get("share_code"))
 
 
 def record_event(session: Session, *, merchant_id: int, kind: str, customer_id: int | None = None,

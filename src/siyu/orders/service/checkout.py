@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from siyu.attribution.service import funnel
 from siyu.attribution.service import ownership as attribution
 from siyu.catalog import service as catalog
 from siyu.core import clock, ids
@@ -197,11 +198,20 @@ def place_order(session: Session, *, actor: Principal, request: CheckoutRequest,
     event_line_list = [ev.EventLine(order_line_id=line.id, sku_id=line.sku_id, product_id=line.product_id,
                                     quantity=line.quantity, paid_cents=line.paid_cents) for line in order_lines]
     add_history(session, order, from_status=None, to_status=order.status, actor=actor, at=now)
+    # Attribution's copy of the order and its funnel row, in this transaction: the event's handlers would
+    # write just these after the commit, in a transaction of their own.
+    handled: tuple[str, ...] = ()
+    if (order.kind or "goods") == "goods":
+        funnel.record_order_created(session, merchant_id=order.merchant_id, order_id=order.id,
+                                    order_no=order.order_no, customer_id=customer_id, snapshot=order.attribution,
+                                    total_cents=order.total_cents, created_at=order.created_at)
+        handled = funnel.ORDER_CREATED_HANDLERS
     emit(session, ev.ORDER_CREATED, ev.OrderCreated(
         order_id=order.id, order_no=order.order_no, customer_id=customer_id, owner_id=order.owner_id,
         store_id=order.store_id, fulfilment_type=order.fulfilment_type, total_cents=order.total_cents,
         payable_cents=order.payable_cents, lines=event_line_list, adjustments=list(order.adjustments),
-        payment_parts=list(order.payment_parts), attribution=dict(order.attribution)), merchant_id=order.merchant_id)
+        payment_parts=list(order.payment_parts), attribution=dict(order.attribution)), merchant_id=order.merchant_id,
+        handled=handled)
     pricing.commit_contributions(session, ctx, order_id=order.id, order_no=order.order_no)
     if from_cart:
         cart_service.remove_skus(session, merchant_id=order.merchant_id, customer_id=customer_id,
