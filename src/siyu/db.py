@@ -210,6 +210,8 @@ def add_written(session: Session, objects: Sequence[Any]) -> None:
     rows = []
     for obj in objects:
         given = sa_inspect(obj).dict
+        if any(given.get(rel.key) for rel in mapper.relationships):
+            raise ValueError("add_written writes an object's columns, not its related objects")
         rows.append({attr.columns[0].key: given[attr.key] for attr in attrs if attr.key in given})
     if any(row.keys() != rows[0].keys() for row in rows):
         raise ValueError("add_written: the objects set different attributes")
@@ -232,10 +234,17 @@ def update_written(session: Session, obj: Any, values: dict[str, Any]) -> None:
     changes = {attr.key: state.dict.get(attr.key) for attr in mapper.column_attrs
                if attr.key in state.committed_state}
     changes.update(values)
+    computed_in_sql = []
     for attr in mapper.column_attrs:
-        column = attr.columns[0]
-        if column.onupdate is not None and attr.key not in changes:
-            changes[attr.key] = column.onupdate.arg(None)
+        default = attr.columns[0].onupdate
+        if default is None or attr.key in changes:
+            continue
+        if default.is_callable:
+            changes[attr.key] = default.arg(None)
+        elif default.is_scalar:
+            changes[attr.key] = default.arg
+        else:  # a SQL expression: the UPDATE computes it, the object reads it back when asked
+            computed_in_sql.append(attr.key)
     for key, value in changes.items():
         set_committed_value(obj, key, value)
     session.flush()
@@ -247,6 +256,8 @@ def update_written(session: Session, obj: Any, values: dict[str, Any]) -> None:
                                         params)
     if done.rowcount != 1:
         raise RuntimeError(f"update_written: {type(obj).__name__} {state.identity} was not updated")
+    if computed_in_sql:
+        session.expire(obj, computed_in_sql)
 
 
 @functools.cache
