@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from siyu.attribution.models.ownership import AttributedOrder
+from siyu.attribution.models.shares import FunnelEvent, Share
 from siyu.attribution.service import funnel as funnel_events
 from siyu.core import clock
 from siyu.core.auth import Role, system_principal
@@ -31,9 +33,16 @@ def at(y: int, mo: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> dt.date
 
 
 def set_channel(db, order: Order, channel: str | None, **more) -> None:
-    """The attribution snapshot the ownership rules would have written for a touch of this channel."""
+    """The attribution snapshot the ownership rules would have written for a touch of this channel, and what
+    checkout writes from it in the same transaction: attribution's copy of the order and the channel of its
+    funnel row."""
     snapshot = {**(order.attribution or {}), "channel": channel, **more}
     db.execute(update(Order).where(Order.id == order.id).values(attribution=snapshot))
+    db.execute(update(AttributedOrder).where(AttributedOrder.order_id == order.id).values(
+        snapshot=snapshot, channel=channel))
+    share_id = db.scalar(select(Share.id).where(Share.merchant_id == order.merchant_id,
+                                                Share.campaign == more["campaign"])) if more.get("campaign") else None
+    db.execute(update(FunnelEvent).where(FunnelEvent.order_id == order.id).values(channel=channel, share_id=share_id))
     db.expire(order)
 
 

@@ -162,8 +162,10 @@ def test_funnel_overall_by_channel_and_store(db, sales):
     assert f.overall.conversion_bps == {"view": 20000, "add_to_cart": 2500, "order": 40000, "pay": 10000,
                                         "repurchase": 5000}
     by_channel = {r.key: r.counts for r in f.by_channel}
-    # events without a touch are platform; payers by their first paid order's channel group
-    assert by_channel["platform"] == {"exposure": 2, "view": 4, "add_to_cart": 1, "order": 1, "pay": 1, "repurchase": 1}
+    # events without a touch are platform; payers by their first paid order's channel group. c4's pickup order
+    # had no touch: its order event (written with the order) is platform, its payment the store's
+    assert by_channel["platform"] == {"exposure": 2, "view": 4, "add_to_cart": 1, "order": 2, "pay": 1, "repurchase": 1}
+    assert by_channel["store"] == {"exposure": 0, "view": 0, "add_to_cart": 0, "order": 0, "pay": 1, "repurchase": 0}
     assert by_channel["social"] == {"exposure": 0, "view": 0, "add_to_cart": 0, "order": 1, "pay": 1, "repurchase": 1}
     assert by_channel["store"]["pay"] == 1 and by_channel["content"]["pay"] == 1
     by_store = {r.key: r.counts for r in f.by_store}

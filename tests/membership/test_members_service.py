@@ -122,8 +122,11 @@ def test_birthday_gift_once_a_year_by_tier(db: Session, merchant: Merchant) -> N
 def test_customer_profile_new_or_returning_from_orders(db: Session, merchant: Merchant) -> None:
     customer = make_customer(db, merchant=merchant)
     assert members.customer_profile(db, merchant_id=merchant.id, customer_id=customer.id)["returning"] is False
-    make_order(db, merchant=merchant, customer=customer, status="paid")
-    make_order(db, merchant=merchant, customer=customer, status="paid")
+    # two orders on two days (each writes its funnel "order" row: a visit a day)
+    with clock.frozen(dt.datetime(2026, 3, 1, 4, tzinfo=dt.UTC)):
+        make_order(db, merchant=merchant, customer=customer, status="paid")
+    with clock.frozen(dt.datetime(2026, 3, 2, 4, tzinfo=dt.UTC)):
+        make_order(db, merchant=merchant, customer=customer, status="paid")
     profile = members.customer_profile(db, merchant_id=merchant.id, customer_id=customer.id)
     assert (profile["returning"], profile["visits"]) == (True, 2)
     assert profile["last_visit_at"] is not None
