@@ -195,6 +195,14 @@ def upsert_insert(target: Session | Connection | str) -> Any:
     return pg_insert if name == "postgresql" else sqlite_insert
 
 
+def execute_core(session: Session, statement: Any, params: Any = None) -> Any:
+    """Run a Core statement on the session's connection, after the session's pending changes (as an ORM
+    query would autoflush them), without the ORM's compile and result handling: for statements that
+    need nothing of the ORM (plain columns, INSERT/UPDATE of a table), which cost about a third less."""
+    session.flush()
+    return session.connection().execute(statement, params)
+
+
 def add_written(session: Session, objects: Sequence[Any]) -> None:
     """Write new objects of one mapped class as a flush would, without the unit of work (on the checkout
     path its bookkeeping cost more than the INSERT itself): the session's pending changes are flushed
@@ -215,8 +223,7 @@ def add_written(session: Session, objects: Sequence[Any]) -> None:
         rows.append({attr.columns[0].key: given[attr.key] for attr in attrs if attr.key in given})
     if any(row.keys() != rows[0].keys() for row in rows):
         raise ValueError("add_written: the objects set different attributes")
-    session.flush()
-    result = session.connection().execute(_insert_returning(mapper.local_table), rows if len(rows) > 1 else rows[0])
+    result = execute_core(session, _insert_returning(mapper.local_table), rows if len(rows) > 1 else rows[0])
     for obj, row in zip(objects, result, strict=True):
         for attr in attrs:
             setattr(obj, attr.key, row._mapping[attr.columns[0]])

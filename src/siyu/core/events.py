@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from siyu.core import clock
 from siyu.core.models import EventHandlerRun, OutboxEvent
-from siyu.db import UTCDateTime, upsert_insert
+from siyu.db import UTCDateTime, execute_core, upsert_insert
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,7 @@ def emit(session: Session, name: str, payload: Any, *, merchant_id: int, handled
               "processed_at": None if pending else now, "attempts": 0, "last_error": None}
     # One plain Core INSERT … RETURNING id on the session's connection, after the session's pending
     # changes (the event is written after what it reports); the row returned is an unattached copy.
-    session.flush()
-    event_id = session.connection().execute(_INSERT_EVENT, values).scalar_one()
+    event_id = execute_core(session, _INSERT_EVENT, values).scalar_one()
     if pending:
         session.info.setdefault(PENDING_KEY, []).append(
             Event(id=event_id, name=name, merchant_id=merchant_id, payload=body, created_at=now))
@@ -241,8 +240,7 @@ def _mark(event_id: int, now: dt.datetime) -> Any:
 
 
 def _mark_processed(session: Session, event_id: int) -> None:
-    session.flush()
-    session.connection().execute(_mark(event_id, clock.now()))
+    execute_core(session, _mark(event_id, clock.now()))
 
 
 # Claim every handler of an event at once: one INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING of

@@ -50,7 +50,7 @@ from siyu.customers.models import (
     Tag,
     TagGroup,
 )
-from siyu.db import UTCDateTime, upsert_insert
+from siyu.db import UTCDateTime, execute_core, upsert_insert
 from siyu.merchants import service as merchants
 
 PHONE_RE = re.compile(r"^\+?[0-9]{5,20}$")
@@ -114,8 +114,7 @@ def assignment_of(session: Session, *, merchant_id: int, customer_id: int) -> tu
     records about who serves the customer. NotFound outside the merchant."""
     if not _valid_id(customer_id):
         raise NotFound()
-    session.flush()
-    row = session.connection().execute(_assignment_of(), {"merchant_id": merchant_id, "customer_id": customer_id}).first()
+    row = execute_core(session, _assignment_of(), {"merchant_id": merchant_id, "customer_id": customer_id}).first()
     if row is None:
         raise NotFound()
     return row[0], row[1]

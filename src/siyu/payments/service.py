@@ -30,7 +30,7 @@ from siyu.core.auth import Principal, get_scoped, scoped
 from siyu.core.errors import Conflict, NotFound, field_error
 from siyu.core.events import emit
 from siyu.core.pagination import Page, paginate
-from siyu.db import add_written, update_written
+from siyu.db import add_written, execute_core, update_written
 from siyu.merchants import service as merchants_service
 from siyu.merchants.models import Merchant
 from siyu.payments import events, providers
@@ -182,9 +182,8 @@ def start_payment(
 
     # The order's earlier payments, locked: their statuses (plain columns); the payments themselves only
     # when one must be closed (a first payment, the usual case, has none).
-    session.flush()
-    statuses = session.connection().execute(_payment_statuses_of_order(),
-                                            {"merchant_id": merchant_id, "order_id": order_id}).scalars().all()
+    statuses = execute_core(session, _payment_statuses_of_order(),
+                            {"merchant_id": merchant_id, "order_id": order_id}).scalars().all()
     if PaymentStatus.SUCCEEDED in statuses:
         raise Conflict("This order has already been paid.", code="already_paid")
     if PaymentStatus.CREATED in statuses:

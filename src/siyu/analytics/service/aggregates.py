@@ -55,7 +55,7 @@ from siyu.analytics.service.common import (
     months_between,
 )
 from siyu.core import clock
-from siyu.db import cross_join, last_in_transaction, upsert_insert
+from siyu.db import cross_join, execute_core, last_in_transaction, upsert_insert
 from siyu.orders import service as orders
 from siyu.orders.service import PaidOrderFact
 
@@ -215,8 +215,7 @@ def _bump_dims(session: Session, *, merchant_id: int, f: PaidOrderFact) -> None:
             index_elements=["merchant_id", "dim", "customer_id"],
             set_={"kept_orders": table.c.kept_orders + 1, "kept_cents": table.c.kept_cents + stmt.excluded.kept_cents,
                   "last_paid_at": stmt.excluded.last_paid_at})
-    session.flush()
-    session.connection().execute(stmt, [{"merchant_id": merchant_id, "customer_id": f.customer_id, "dim": dim,
+    execute_core(session, stmt, [{"merchant_id": merchant_id, "customer_id": f.customer_id, "dim": dim,
                                          "kept_cents": f.total_cents, "last_paid_at": f.paid_at} for dim in _dims_of(f)])
 
 
@@ -376,8 +375,7 @@ def add_sale(session: Session, *, merchant_id: int, bucket: tuple[Any, ...], ord
     """Add to one daily-sales bucket (created when missing), in one statement safe under concurrency."""
     values = dict(zip(_BUCKET, bucket, strict=True))
     values.update(merchant_id=merchant_id, orders=orders_n, gmv_cents=gmv_cents, refunded_cents=refunded_cents)
-    session.flush()
-    session.connection().execute(_add_sale(session.get_bind().dialect.name), values)
+    execute_core(session, _add_sale(session.get_bind().dialect.name), values)
 
 
 @functools.cache
@@ -515,8 +513,7 @@ class Marks(NamedTuple):
 
 def aggregate_marks(session: Session, *, merchant_id: int) -> Marks:
     """The merchant's `Marks`, in one read (a handler asks for both on every paid order)."""
-    session.flush()
-    row = session.connection().execute(_MARKS, {"merchant_id": merchant_id}).first()
+    row = execute_core(session, _MARKS, {"merchant_id": merchant_id}).first()
     return Marks(None, None) if row is None else Marks(row[0], row[1])
 
 

@@ -20,6 +20,7 @@ from siyu.attribution.service import ownership
 from siyu.attribution.service.shares import last_touch, valid_visitor_id
 from siyu.core import clock
 from siyu.core.errors import field_error
+from siyu.db import execute_core
 
 FUNNEL_KINDS = {"exposure": 1, "view": 2, "add_to_cart": 3, "order": 4, "pay": 5}
 KIND_NAMES = {v: k for k, v in FUNNEL_KINDS.items()}
@@ -63,8 +64,7 @@ def record_events(session: Session, *, merchant_id: int, kind: str, customer_id:
              "visitor_id": visitor_id, "touch_id": touch, "channel": channel, "share_id": share_id,
              "product_id": product_id, "order_id": order_id, "amount_cents": amount_cents}
             for product_id in dict.fromkeys(product_ids)]
-    session.flush()
-    session.connection().execute(insert(FunnelEvent.__table__), rows)
+    execute_core(session, insert(FunnelEvent.__table__), rows)
     return len(rows)
 
 

@@ -52,7 +52,7 @@ from siyu.core.auth import Principal, scoped, system_principal
 from siyu.core.errors import NotFound, field_error
 from siyu.core.pagination import Page, decode_cursor, encode_cursor
 from siyu.customers import service as customers
-from siyu.db import upsert_insert
+from siyu.db import execute_core, upsert_insert
 from siyu.merchants import service as merchants
 
 SNAPSHOT_KEYS = ("share_code", "touch_id", "channel", "sharer_staff_id", "sharer_customer_id", "guide_id",
@@ -180,9 +180,8 @@ def _insert_binding(session: Session, *, merchant_id: int, customer_id: int, kin
     """INSERT … ON CONFLICT DO NOTHING on (merchant, customer, kind): True when this call bound the
     customer. A concurrent first touch waits for ours and then finds the row."""
     table = CustomerBinding.__table__
-    session.flush()
-    inserted = session.connection().execute(
-        _insert(session)(table).values(
+    inserted = execute_core(
+        session, _insert(session)(table).values(
             merchant_id=merchant_id, customer_id=customer_id, kind=kind, guide_id=target[0], store_id=target[1],
             referrer_customer_id=target[2], touch_id=touch_id, channel=channel[:20], bound_at=at,
             protected_until=_protected_until(days, at), updated_at=clock.now())
@@ -411,9 +410,8 @@ def order_attribution(session: Session, *, merchant_id: int, customer_id: int, s
                         sharer_staff_id=touch.sharer_staff_id, sharer_customer_id=touch.sharer_customer_id,
                         campaign=touch.campaign, live_id=touch.target_id if touch.target_type == "live" else None)
     # Both bindings (guide, referrer) in one read.
-    session.flush()
-    bindings = {row.kind: row for row in session.connection().execute(
-        _guide_and_referrer(), {"merchant_id": merchant_id, "customer_id": customer_id})}
+    bindings = {row.kind: row for row in execute_core(
+        session, _guide_and_referrer(), {"merchant_id": merchant_id, "customer_id": customer_id})}
     guide = bindings.get(GUIDE)
     if guide is not None:
         snapshot.update(guide_id=guide.guide_id, store_id=guide.store_id)
@@ -440,8 +438,7 @@ def record_order(session: Session, *, merchant_id: int, order_id: int, order_no:
                  snapshot: dict[str, Any], total_cents: int, created_at: dt.datetime) -> None:
     """Keep attribution's copy of an order's snapshot (once per order: a replay changes nothing)."""
     s = {k: snapshot.get(k) for k in SNAPSHOT_KEYS}
-    session.flush()
-    session.connection().execute(_record_order(session.get_bind().dialect.name), {
+    execute_core(session, _record_order(session.get_bind().dialect.name), {
         "merchant_id": merchant_id, "order_id": order_id, "order_no": order_no[:40], "customer_id": customer_id,
         "snapshot": s, "guide_id": s["guide_id"], "store_id": s["store_id"], "sharer_staff_id": s["sharer_staff_id"],
         "sharer_customer_id": s["sharer_customer_id"], "referrer_customer_id": s["referrer_customer_id"],
@@ -462,9 +459,8 @@ def record_order_paid(session: Session, *, merchant_id: int, order_id: int, paid
                       paid_at: dt.datetime) -> None:
     """The copy of a paid order records its payment (once: a replay changes nothing). One Core UPDATE:
     it runs on every paid order."""
-    session.flush()
-    session.connection().execute(_RECORD_PAID, {"of_merchant": merchant_id, "of_order": order_id,
-                                                "at_paid": paid_at, "cents_paid": paid_cents})
+    execute_core(session, _RECORD_PAID, {"of_merchant": merchant_id, "of_order": order_id, "at_paid": paid_at,
+                                         "cents_paid": paid_cents})
 
 
 _ATTRIBUTED = AttributedOrder.__table__

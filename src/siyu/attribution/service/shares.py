@@ -31,7 +31,7 @@ from siyu.core.auth import Principal, Role, system_principal
 from siyu.core.errors import AppError, NotFound, PermissionDenied, field_error
 from siyu.core.i18n import gettext
 from siyu.core.pagination import Page, paginate
-from siyu.db import upsert_insert
+from siyu.db import execute_core, upsert_insert
 from siyu.merchants import service as merchants
 
 CHANNELS = ("store_qr", "guide_qr", "chat", "moments", "community", "live", "ad", "payment", "search", "direct",
@@ -354,9 +354,8 @@ def _note_fission(session: Session, touch: Touch) -> None:
               "touch_id": touch.id, "share_id": touch.share_id, "campaign": touch.campaign, "at": touch.at}
     table = FissionEdge.__table__
     insert_ = upsert_insert(session)
-    session.flush()
-    inserted = session.connection().execute(
-        insert_(table).values(values).on_conflict_do_nothing(index_elements=["merchant_id", "customer_id"])
+    inserted = execute_core(
+        session, insert_(table).values(values).on_conflict_do_nothing(index_elements=["merchant_id", "customer_id"])
         .returning(table.c.id)).first()
     if inserted is None:
         # An earlier touch found later (a visitor's anonymous touches stitched at sign-in) moves the edge.

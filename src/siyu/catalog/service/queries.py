@@ -14,6 +14,7 @@ from siyu.catalog.models import Product, Sku
 from siyu.catalog.service.common import STOCK_KIND, STOCK_OWNER, spec_text
 from siyu.catalog.states import ProductStatus
 from siyu.core.auth import scoped, system_principal
+from siyu.db import execute_core
 from siyu.ledger import service as ledger
 
 
@@ -63,8 +64,7 @@ def get_skus_for_checkout(session: Session, *, merchant_id: int, sku_ids: Iterab
     ids = [i for i in dict.fromkeys(sku_ids) if isinstance(i, int) and 0 < i < 2**62]
     if not ids:
         return {}
-    session.flush()
-    rows = session.connection().execute(_checkout_skus(), {"merchant_id": merchant_id, "sku_ids": ids}).all()
+    rows = execute_core(session, _checkout_skus(), {"merchant_id": merchant_id, "sku_ids": ids}).all()
     return {
         sku_id: SkuInfo(sku_id=sku_id, product_id=product_id, title=title, spec=dict(spec or {}),
                         spec_text=spec_text(spec or {}), price_cents=price, list_price_cents=list_price,

@@ -25,7 +25,7 @@ from siyu.core import clock
 from siyu.core.auth import system_principal
 from siyu.core.money import split_largest_remainder
 from siyu.core.pagination import Page, paginate
-from siyu.db import upsert_insert
+from siyu.db import execute_core, upsert_insert
 from siyu.distribution.models import Commission, Distributor, Programme
 from siyu.distribution.service import accounts
 from siyu.distribution.service.distributors import update_grade
@@ -347,9 +347,8 @@ def _add_sales_many(session: Session, cents_by_distributor: dict[int, int]) -> N
         return
     table = Distributor.__table__
     greatest = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
-    session.flush()
-    session.connection().execute(
-        update(table).where(table.c.id == bindparam("did"))
+    execute_core(
+        session, update(table).where(table.c.id == bindparam("did"))
         .values(settled_sales_cents=greatest(table.c.settled_sales_cents + bindparam("cents"), 0)), params)
 
 
@@ -366,8 +365,7 @@ def settle_due(session: Session, now: dt.datetime, *, limit: int = 2000, merchan
         stmt = stmt.where(table.c.merchant_id == merchant_id)
     stmt = stmt.order_by(table.c.id).limit(limit).with_for_update(
         skip_locked=session.get_bind().dialect.name == "postgresql")
-    session.flush()
-    rows = list(session.connection().execute(stmt))
+    rows = list(execute_core(session, stmt))
     if not rows:
         return 0
     # One settlement entry per beneficiary per run (the rows say which orders it covers).

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from siyu.core.auth import Principal
 from siyu.core.errors import NotFound, ValidationFailed, field_error
 from siyu.core.money import BPS_WHOLE, apply_bps
+from siyu.db import execute_core
 from siyu.distribution.models import CommissionRule
 
 AUDIENCES = ("distributor", "guide")
@@ -105,8 +106,7 @@ class RuleSet:
 
 
 def load_ruleset(session: Session, *, merchant_id: int, status: str = "active") -> RuleSet:
-    session.flush()
-    rows = session.connection().execute(_RULES, {"merchant_id": merchant_id, "status": status})
+    rows = execute_core(session, _RULES, {"merchant_id": merchant_id, "status": status})
     return RuleSet(rule_of(r) for r in rows)
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from siyu.core.auth import Principal, scoped
+from siyu.db import execute_core
 from siyu.orders.models import Order
 
 FACTS_BATCH = 50_000
@@ -281,8 +282,7 @@ def order_now(session: Session, *, merchant_id: int, order_id: int) -> tuple[int
     """(customer id, order value refunded so far) of an order as it is now (None when there is no such
     order): one read by primary key, for a handler holding an older event's payload (the order may have
     moved to another customer in a merge, or been refunded since)."""
-    session.flush()
-    row = session.connection().execute(_ORDER_NOW, {"order_id": order_id, "merchant_id": merchant_id}).first()
+    row = execute_core(session, _ORDER_NOW, {"order_id": order_id, "merchant_id": merchant_id}).first()
     return None if row is None else (int(row[0]), int(row[1]))
 
 

@@ -20,6 +20,7 @@ from siyu.core.auth import Principal, Role, scoped
 from siyu.core.errors import AppError, Conflict, NotFound, PermissionDenied, field_error
 from siyu.core.i18n import gettext as _
 from siyu.customers import service as customers
+from siyu.db import execute_core
 from siyu.merchants import service as merchants
 from siyu.orders.models import Order, OrderLine
 from siyu.orders.service.common import (
@@ -51,23 +52,21 @@ def pay_order(session: Session, order_id: int, *, actor: Principal, method: str,
         raise NotFound()
     # One round trip: the order, locked, with its first line's title and its number of lines (the
     # payment's description).
-    session.flush()
     if actor.kind == "customer":
-        row = session.connection().execute(_payable_order(True), {
+        order = execute_core(session, _payable_order(True), {
             "order_id": order_id, "merchant_id": actor.merchant_id, "customer_id": actor.customer_id}).first()
     else:
         stmt = scoped(_payable_order(False).where(Order.id == order_id), Order, actor)
-        row = session.connection().execute(stmt.with_for_update(of=Order)).first()
-    if row is None:
+        order = execute_core(session, stmt.with_for_update(of=Order)).first()
+    if order is None:
         raise NotFound()
-    order, title, count = row, row.first_title, row.line_count
     if order.status != S.PENDING_PAYMENT:
         raise Conflict("This order is not waiting for payment.", code="order_not_payable",
                        details={"status": order.status})
     if order.expires_at is not None and order.expires_at <= clock.now():
         raise Conflict("This order has expired.", code="order_expired")
-    description = (title or order.order_no)[:100]
-    if count > 1:
+    description = (order.first_title or order.order_no)[:100]
+    if order.line_count > 1:
         description = f"{description} …"
     return payments.start_payment(
         session, merchant_id=order.merchant_id, customer_id=order.customer_id, order_id=order.id,

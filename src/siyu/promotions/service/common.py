@@ -19,6 +19,7 @@ from siyu.core import clock
 from siyu.core.auth import Principal
 from siyu.core.errors import AppError, NotFound, PermissionDenied, field_error
 from siyu.customers import service as customers
+from siyu.db import execute_core
 
 MAX_ID = 2**53
 T = TypeVar("T")
@@ -122,8 +123,7 @@ def recent_touchpoints(session: Session, *, merchant_id: int, customer_id: int, 
     """Which areas the customer met in the 90 days before `before` in a way a paid order can convert:
     "payment_offers" (an offer shown) and "popups" (a pop-up seen or claimed). One read for both, so a
     paid order of a customer who met neither (most of them) costs these areas one statement, not one each."""
-    session.flush()
-    row = session.connection().execute(_recent_touchpoints(), {
+    row = execute_core(session, _recent_touchpoints(), {
         "merchant_id": merchant_id, "customer_id": customer_id, "since": before - CONVERSION_LOOKBACK,
         "before": before}).one()
     return frozenset(name for name, found in row._mapping.items() if found)
